@@ -67,10 +67,7 @@ class ParquetLakeIOManager(ConfigurableIOManager):
     def load_input(self, context: InputContext) -> pa.Table:
         asset_path = list(context.asset_key.path)
         store = self.lake.store()
-        if context.has_asset_partitions:
-            keys = context.asset_partition_keys
-        else:
-            keys = [None]
+        keys = context.asset_partition_keys if context.has_asset_partitions else [None]
         tables = []
         for partition in keys:
             key = self._key(asset_path, partition)
