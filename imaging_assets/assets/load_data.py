@@ -1,0 +1,94 @@
+"""Asset `load_data` (per plate): which raw object is which site and channel, in one long table."""
+
+from __future__ import annotations
+
+import time
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from dagster import AssetExecutionContext, Output, asset
+
+from imaging_assets.assets.metadata import table_metadata
+from imaging_assets.errors import InputError
+from imaging_assets.jump import load_data as load_data_logic
+from imaging_assets.keys import parse_plate_partition_key
+from imaging_assets.partitions import plates_partitions
+from imaging_assets.resources.storage import SourceResource
+
+GROUP = "plates"
+
+
+def plate_row(plate_index: pa.Table, partition_key: str) -> dict:
+    """The plate index row of a partition; a clear error when the plate is unknown."""
+    rows = plate_index.filter(pc.equal(plate_index["partition_key"], partition_key)).to_pylist()
+    if not rows:
+        source, plate = parse_plate_partition_key(partition_key)
+        raise InputError(
+            "plate_index",
+            f"plate {plate} of {source} is not in the plate index; re-materialize plate_index",
+            column="partition_key",
+            got=partition_key,
+        )
+    return rows[0]
+
+
+@asset(
+    group_name=GROUP,
+    partitions_def=plates_partitions,
+    kinds={"arrow", "parquet"},
+    description=(
+        "One row per (site, channel) of a plate: source, batch, plate, well, site, channel, the raw "
+        "object's URI under the source root, its illumination function, and the well's perturbation "
+        "and control role (wells without metadata kept, has_metadata = false)."
+    ),
+)
+def load_data(
+    context: AssetExecutionContext,
+    plate_index: pa.Table,
+    well_metadata: pa.Table,
+    source: SourceResource,
+) -> Output:
+    plate = plate_row(plate_index, context.partition_key)
+    store = source.store()
+    started = time.perf_counter()
+    fetched = store.read(plate["load_data_key"])
+    table = load_data_logic.normalize_load_data(
+        fetched.data,
+        fetched.uri,
+        plate["load_data_format"],
+        source=plate["source"],
+        batch=plate["batch"],
+    )
+    table = load_data_logic.resolve_uris(table, store.root)
+    plate_wells = well_metadata.filter(
+        pc.and_(
+            pc.equal(well_metadata["source"], plate["source"]),
+            pc.equal(well_metadata["plate"], plate["plate"]),
+        )
+    )
+    table = load_data_logic.join_well_metadata(table, plate_wells)
+    if isinstance(table, tuple):  # (table, wells without metadata)
+        table = table[0]
+    seconds = time.perf_counter() - started
+    unflagged = table.filter(pc.invert(table["has_metadata"]))
+    wells_without = pc.count_distinct(unflagged["well"]).as_py() if unflagged.num_rows else 0
+    sites = pc.count_distinct(table["site_key"]).as_py()
+    channels = sorted(set(table["channel"].to_pylist()))
+    if wells_without:
+        context.log.warning(
+            f"{context.partition_key}: {wells_without} wells have no row in well metadata; "
+            "kept with has_metadata = false"
+        )
+    context.log.info(f"{fetched.uri}: {sites} sites x {len(channels)} channels in {seconds:.2f} s")
+    return Output(
+        table,
+        metadata={
+            **table_metadata(table, seconds),
+            "load_data_uri": fetched.uri,
+            "format": plate["load_data_format"],
+            "sites": sites,
+            "wells": pc.count_distinct(table["well"]).as_py(),
+            "channels": ", ".join(channels),
+            "wells_without_metadata": wells_without,
+        },
+    )

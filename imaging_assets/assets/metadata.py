@@ -1,0 +1,113 @@
+"""Group `metadata`: the JUMP metadata tables as typed Arrow tables, and `well_metadata`.
+
+One asset per table, so a user sees each table's rows and schema in the UI and re-reads only what
+changed. Parsing and typing live in imaging_assets.jump.metadata; these assets only fetch and log.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pyarrow as pa
+from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Output, asset
+
+from imaging_assets.jump import metadata as jump_metadata
+from imaging_assets.resources.storage import MetadataResource
+
+GROUP = "metadata"
+
+# asset name -> JUMP table name (the file in jump-cellpainting/datasets' metadata/ folder)
+METADATA_ASSETS: dict[str, str] = {
+    "jump_plates": "plate",
+    "jump_wells": "well",
+    "jump_compounds": "compound",
+    "jump_compound_sources": "compound_source",
+    "jump_orfs": "orf",
+    "jump_crisprs": "crispr",
+    "jump_controls": "perturbation_control",
+    "jump_microscopes": "microscope_config",
+    "jump_microscope_filters": "microscope_filter",
+    "jump_cellprofiler_versions": "cellprofiler_version",
+}
+
+
+def table_metadata(table: pa.Table, seconds: float | None = None) -> dict:
+    """Rows, columns and a schema preview for the Dagster UI."""
+    meta: dict = {
+        "rows": table.num_rows,
+        "columns": MetadataValue.md(
+            "\n".join(f"- `{field.name}`: {field.type}" for field in table.schema)
+        ),
+    }
+    if seconds is not None:
+        meta["seconds"] = round(seconds, 3)
+        if seconds > 0:
+            meta["rows_per_second"] = round(table.num_rows / seconds, 1)
+    return meta
+
+
+def _metadata_table_asset(asset_name: str, table_name: str) -> AssetsDefinition:
+    file_name = jump_metadata.file_name(table_name)
+
+    @asset(
+        name=asset_name,
+        group_name=GROUP,
+        description=f"The JUMP `{file_name}` table, typed and validated.",
+        kinds={"arrow", "parquet"},
+    )
+    def _table(context: AssetExecutionContext, jump_metadata_source: MetadataResource) -> Output:
+        store = jump_metadata_source.store()
+        started = time.perf_counter()
+        fetched = store.read(file_name)
+        table = jump_metadata.read_metadata_table(table_name, fetched.data, fetched.uri)
+        seconds = time.perf_counter() - started
+        context.log.info(f"{fetched.uri}: {table.num_rows:,} rows in {seconds:.2f} s")
+        return Output(table, metadata={**table_metadata(table, seconds), "source": fetched.uri})
+
+    return _table
+
+
+metadata_table_assets = [
+    _metadata_table_asset(asset_name, table_name)
+    for asset_name, table_name in METADATA_ASSETS.items()
+]
+
+
+@asset(
+    group_name=GROUP,
+    kinds={"arrow", "parquet"},
+    description=(
+        "One row per (source, plate, well): perturbation, modality and control role "
+        "(trt / poscon / negcon / empty) from perturbation_control."
+    ),
+)
+def well_metadata(
+    context: AssetExecutionContext,
+    jump_wells: pa.Table,
+    jump_plates: pa.Table,
+    jump_controls: pa.Table,
+    jump_compounds: pa.Table,
+    jump_orfs: pa.Table,
+    jump_crisprs: pa.Table,
+) -> Output:
+    started = time.perf_counter()
+    table = jump_metadata.well_metadata(
+        jump_wells,
+        jump_plates,
+        jump_controls,
+        compounds=jump_compounds,
+        orfs=jump_orfs,
+        crisprs=jump_crisprs,
+    )
+    seconds = time.perf_counter() - started
+    roles = table.group_by("control_role").aggregate([("well", "count")]).to_pylist()
+    context.log.info(f"well_metadata: {table.num_rows:,} wells in {seconds:.2f} s")
+    return Output(
+        table,
+        metadata={
+            **table_metadata(table, seconds),
+            "wells_by_role": MetadataValue.json(
+                {str(r["control_role"]): r["well_count"] for r in roles}
+            ),
+        },
+    )

@@ -1,0 +1,22 @@
+"""Jobs: `plate_job` runs every per-plate asset for one plate partition."""
+
+from dagster import AssetSelection, define_asset_job
+
+from imaging_assets.partitions import plates_partitions
+
+
+plate_job = define_asset_job(
+    name="plate_job",
+    selection=AssetSelection.all()
+    - AssetSelection.groups("metadata")
+    - AssetSelection.assets("plate_index"),
+    partitions_def=plates_partitions,
+    description="Every per-plate asset (load_data through images and profiles) for one plate.",
+    tags={"imaging_assets/kind": "plate"},
+)
+
+metadata_job = define_asset_job(
+    name="metadata_job",
+    selection=AssetSelection.groups("metadata") | AssetSelection.assets("plate_index"),
+    description="The JUMP metadata tables, well metadata and the plate index (registers partitions).",
+)
