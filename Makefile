@@ -1,0 +1,39 @@
+# Three entry points that work on a fresh machine with Python 3.11 and pip.
+#   make demo [WORKDIR=.demo] [PRESET=default]   build the sample gallery and materialize everything
+#   make test                                    install test extras and run the whole suite
+#   make dev  [WORKDIR=.demo]                    dagster dev (web UI on 127.0.0.1:3000) on the demo
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+WORKDIR ?= .demo
+PRESET ?= default
+PORT ?= 3000
+BIN := $(VENV)/bin
+
+.PHONY: demo test dev install lint clean-demo
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/imaging-assets demo --workdir $(WORKDIR) --preset $(PRESET)
+
+test: install
+	$(BIN)/python -m pytest
+
+dev: install
+	$(BIN)/imaging-assets dev --workdir $(WORKDIR) --port $(PORT)
+
+lint: install
+	$(BIN)/ruff check imaging_assets imaging_assets_tests benchmarks
+	$(BIN)/ruff format --check imaging_assets imaging_assets_tests benchmarks
+
+clean-demo:
+	rm -rf $(WORKDIR)

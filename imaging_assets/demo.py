@@ -1,0 +1,165 @@
+"""The embedded demo: sample gallery, local lake and SQLite instance under one work directory.
+
+`imaging-assets demo` and `make demo` call `run_demo`: generate the gallery (once per preset and
+seed), then materialize the metadata job and the plate job for every plate partition through the
+Dagster instance in `<workdir>/dagster_home`, so `dagster dev` on the same workdir shows the runs.
+Re-running is safe: the gallery is rewritten identically (or skipped), Parquet outputs are replaced
+per partition and Lance datasets replace each plate in one commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from imaging_assets.settings import HOME_ENV
+
+REPO_INSTANCE_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
+FALLBACK_INSTANCE_YAML = """telemetry:
+  enabled: false
+storage:
+  sqlite:
+    base_dir:
+      env: DAGSTER_HOME
+"""
+GALLERY_MARKER = ".imaging_assets_gallery.json"
+
+
+@dataclass(frozen=True)
+class DemoPaths:
+    """Where the demo keeps things: gallery (inputs), lake (outputs), Dagster home (runs)."""
+
+    workdir: Path
+
+    @property
+    def gallery(self) -> Path:
+        return self.workdir / "gallery"
+
+    @property
+    def lake(self) -> Path:
+        return self.workdir / "lake"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.workdir / "dagster_home"
+
+
+@dataclass
+class DemoReport:
+    """What the demo wrote, for printing."""
+
+    plates: list[str] = field(default_factory=list)
+    failed_plates: dict[str, str] = field(default_factory=dict)
+    outputs: list[tuple[str, int, str]] = field(default_factory=list)  # (table, rows, location)
+
+    def render(self) -> str:
+        lines = [f"plates materialized: {len(self.plates) - len(self.failed_plates)}"]
+        for key, error in self.failed_plates.items():
+            lines.append(f"  FAILED {key}: {error}")
+        width = max((len(name) for name, _, _ in self.outputs), default=10)
+        lines.append(f"{'table'.ljust(width)}  {'rows':>9}  location")
+        for name, rows, location in self.outputs:
+            lines.append(f"{name.ljust(width)}  {rows:>9,}  {location}")
+        return "\n".join(lines)
+
+
+def prepare_environment(paths: DemoPaths) -> None:
+    """Point the code location and the Dagster instance at the work directory."""
+    paths.dagster_home.mkdir(parents=True, exist_ok=True)
+    instance_yaml = paths.dagster_home / "dagster.yaml"
+    if REPO_INSTANCE_YAML.exists():
+        shutil.copyfile(REPO_INSTANCE_YAML, instance_yaml)
+    else:
+        instance_yaml.write_text(FALLBACK_INSTANCE_YAML)
+    os.environ["DAGSTER_HOME"] = str(paths.dagster_home)
+    os.environ[HOME_ENV] = str(paths.workdir)
+
+
+def ensure_gallery(
+    paths: DemoPaths, preset: str, seed: int, progress: Callable[[int, int], None] | None = None
+) -> str:
+    """Generate the sample gallery unless this preset and seed are already complete there."""
+    from imaging_assets.sample import generate_gallery
+
+    marker = paths.gallery / GALLERY_MARKER
+    wanted = {"preset": preset, "seed": seed}
+    if marker.exists() and json.loads(marker.read_text()) == wanted:
+        return f"sample gallery ({preset}, seed {seed}) already at {paths.gallery}"
+    manifest = generate_gallery(paths.gallery, preset=preset, seed=seed, progress=progress)
+    tmp = marker.with_suffix(".tmp")
+    tmp.write_text(json.dumps(wanted))
+    tmp.replace(marker)
+    return manifest.summary()
+
+
+def run_demo(
+    workdir: Path,
+    preset: str = "default",
+    seed: int = 0,
+    plates: Sequence[str] = (),
+    progress: Callable[[int, int], None] | None = None,
+    echo: Callable[[str], None] = print,
+) -> DemoReport:
+    """Generate (if needed) and materialize everything; returns what was written."""
+    paths = DemoPaths(workdir.resolve())
+    prepare_environment(paths)
+    echo(ensure_gallery(paths, preset, seed, progress))
+
+    # Imported after the environment is set: the Definitions read their roots from it.
+    from dagster import DagsterInstance
+
+    from imaging_assets.definitions import defs
+    from imaging_assets.keys import parse_plate_partition_key
+    from imaging_assets.partitions import PLATES_PARTITIONS_NAME
+
+    report = DemoReport()
+    with DagsterInstance.get() as instance:
+        result = defs.get_job_def("metadata_job").execute_in_process(instance=instance)
+        if not result.success:
+            raise RuntimeError("metadata_job failed; see the Dagster logs above")
+        keys = sorted(instance.get_dynamic_partitions(PLATES_PARTITIONS_NAME))
+        if plates:
+            keys = [key for key in keys if key in set(plates)]
+        plate_job = defs.get_job_def("plate_job")
+        for number, key in enumerate(keys, start=1):
+            source, _ = parse_plate_partition_key(key)
+            echo(f"[{number}/{len(keys)}] plate_job {key}")
+            report.plates.append(key)
+            run = plate_job.execute_in_process(
+                partition_key=key,
+                instance=instance,
+                tags={"imaging_assets/source": source},
+                raise_on_error=False,
+            )
+            if not run.success:
+                failure = next((e for e in run.all_events if e.is_step_failure), None)
+                report.failed_plates[key] = (
+                    failure.step_failure_data.error.message.strip().splitlines()[0]
+                    if failure and failure.step_failure_data.error
+                    else "run failed"
+                )
+    report.outputs = summarize_lake(paths.lake)
+    return report
+
+
+def summarize_lake(lake: Path) -> list[tuple[str, int, str]]:
+    """Rows and location of every table in the lake: Parquet asset folders and Lance datasets."""
+    import lance
+    import pyarrow.parquet as pq
+
+    outputs: list[tuple[str, int, str]] = []
+    if not lake.exists():
+        return outputs
+    for entry in sorted(lake.iterdir()):
+        if entry.suffix == ".lance":
+            rows = lance.dataset(str(entry)).count_rows()
+            outputs.append((entry.stem, rows, str(entry)))
+        elif entry.is_dir():
+            files = sorted(entry.rglob("*.parquet"))
+            rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+            outputs.append((entry.name, rows, f"{entry} ({len(files)} files)"))
+    return outputs
