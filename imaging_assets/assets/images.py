@@ -1,0 +1,265 @@
+"""Asset `site_images` (per plate): sampled sites fetched, decoded, processed and written to Lance.
+
+The work is done by imaging_assets.images (a stream of record batches) and
+imaging_assets.lance_tables (one merge_insert commit per plate); this module wires config,
+resources, logging, metadata and the checks that run with every materialization.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from typing import Any
+
+import lance
+import pyarrow as pa
+import pyarrow.compute as pc
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from pydantic import Field
+
+from imaging_assets import lance_tables
+from imaging_assets.channels import CELL_PAINTING_CHANNELS
+from imaging_assets.images import (
+    TooManyFailures,
+    contact_sheet,
+    process_sites,
+    site_tasks_from_table,
+)
+from imaging_assets.keys import parse_plate_partition_key
+from imaging_assets.partitions import plates_partitions
+from imaging_assets.processing import RECIPES, get_recipe
+from imaging_assets.resources.storage import LakeResource, SourceResource
+from imaging_assets.schemas import failed_images_schema, site_images_schema
+
+GROUP = "images"
+SITE_IMAGES = "site_images"
+FAILED_IMAGES = "failed_images"
+MD5_SAMPLE_SITES = 3
+
+
+def recipes_code_version() -> str:
+    """Changes whenever a recipe's version does, so Dagster marks plates stale after a recipe change."""
+    versions = ",".join(f"{name}={recipe.version}" for name, recipe in sorted(RECIPES.items()))
+    return hashlib.sha1(versions.encode()).hexdigest()[:12]
+
+
+class SiteImagesConfig(Config):
+    """How a plate's sampled sites become images. Everything here lands in provenance."""
+
+    recipe: str = Field(default="robust_8bit_crop", description="Processing recipe name")
+    recipe_params: dict[str, Any] = Field(
+        default_factory=dict, description="Recipe parameters (defaults per recipe when empty)"
+    )
+    channels: list[str] = Field(
+        default_factory=lambda: list(CELL_PAINTING_CHANNELS), description="Channels to keep"
+    )
+    workers: int = Field(default=8, ge=1, le=128, description="Concurrent object reads")
+    batch_rows: int = Field(default=8, ge=1, description="Sites per Lance record batch")
+    max_failed_fraction: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Failed sites / sites tolerated before failing"
+    )
+    contact_sheet_sites: int = Field(default=4, ge=0, description="Sites in the UI contact sheet")
+
+
+def _plate_filter(partition_key: str) -> str:
+    source, plate = parse_plate_partition_key(partition_key)
+    return lance_tables.partition_filter_for(source, plate)
+
+
+def _failure_summary(failures: pa.Table) -> dict[str, int]:
+    kinds = failures.group_by("error_kind").aggregate([("uri", "count")]).to_pylist()
+    return {row["error_kind"]: row["uri_count"] for row in kinds}
+
+
+def _write_failures(
+    lake: LakeResource, failures: pa.Table, partition_filter: str, run_id: str
+) -> None:
+    """Replace this plate's rows in failed_images (an empty table clears earlier failures)."""
+    schema = failed_images_schema()
+    uri = lake.dataset_uri(FAILED_IMAGES)
+    lance_tables.ensure_dataset(uri, schema, storage_options=lake.storage_options())
+    lance_tables.replace_partition(
+        uri,
+        failures.cast(schema).to_batches(),
+        schema,
+        key="failure_key",
+        partition_filter=partition_filter,
+        storage_options=lake.storage_options(),
+        properties={"dagster_run_id": run_id},
+    )
+
+
+def _checks(
+    dataset: lance.LanceDataset,
+    partition_filter: str,
+    expected_rows: int,
+    channels: list[str],
+    source: SourceResource,
+) -> list[AssetCheckResult]:
+    keys = dataset.to_table(columns=["site_key"], filter=partition_filter)["site_key"]
+    rows, distinct = len(keys), pc.count_distinct(keys).as_py() if len(keys) else 0
+    checks = [
+        AssetCheckResult(
+            check_name="one_row_per_processed_site",
+            passed=rows == expected_rows,
+            metadata={"rows": rows, "expected": expected_rows},
+        ),
+        AssetCheckResult(
+            check_name="unique_site_key",
+            passed=rows == distinct,
+            metadata={"rows": rows, "distinct_site_keys": distinct},
+        ),
+    ]
+    sample_keys = sorted(keys.to_pylist())[:MD5_SAMPLE_SITES]
+    mismatches: list[str] = []
+    if sample_keys:
+        prefix = channels[0].lower()
+        sample = dataset.to_table(
+            columns=["site_key", f"{prefix}_raw_uri", f"{prefix}_raw_md5"],
+            filter=pc.field("site_key").isin(sample_keys),
+        ).to_pylist()
+        store = source.store()
+        for row in sample:
+            fresh = hashlib.md5(store.read(row[f"{prefix}_raw_uri"]).data).hexdigest()
+            if fresh != row[f"{prefix}_raw_md5"]:
+                mismatches.append(row[f"{prefix}_raw_uri"])
+    checks.append(
+        AssetCheckResult(
+            check_name="raw_md5_matches_fresh_read",
+            passed=not mismatches,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={"sites_checked": len(sample_keys), "mismatched_uris": mismatches},
+        )
+    )
+    return checks
+
+
+@asset(
+    group_name=GROUP,
+    partitions_def=plates_partitions,
+    kinds={"lance"},
+    pool="source_reads",
+    code_version=recipes_code_version(),
+    check_specs=[
+        AssetCheckSpec("one_row_per_processed_site", asset=SITE_IMAGES),
+        AssetCheckSpec("unique_site_key", asset=SITE_IMAGES),
+        AssetCheckSpec("raw_md5_matches_fresh_read", asset=SITE_IMAGES),
+    ],
+    description=(
+        "One row per sampled site in the Lance dataset site_images.lance: processed channel "
+        "bytes (zstd) with shape, dtype, intensity bounds and the raw object's URI, size, md5, "
+        "sha256 and ETag, the recipe, package version and run id. A plate is replaced in one commit."
+    ),
+)
+def site_images(
+    context: AssetExecutionContext,
+    config: SiteImagesConfig,
+    sampled_sites: pa.Table,
+    source: SourceResource,
+    lake: LakeResource,
+) -> MaterializeResult:
+    recipe = get_recipe(config.recipe, config.recipe_params or None)
+    channels = list(config.channels)
+    schema = site_images_schema(channels)
+    uri = lake.dataset_uri(SITE_IMAGES)
+    options = lake.storage_options()
+    run_id = context.run.run_id
+    partition_filter = _plate_filter(context.partition_key)
+    lance_tables.ensure_dataset(uri, schema, storage_options=options)
+
+    tasks = site_tasks_from_table(
+        sampled_sites.filter(pc.is_in(sampled_sites["channel"], pa.array(channels))), channels
+    )
+    context.log.info(
+        f"{context.partition_key}: {len(tasks)} sites x {len(channels)} channels, recipe "
+        f"{recipe.name} v{recipe.version}, {config.workers} workers"
+    )
+    last_log = [time.perf_counter()]
+
+    def progress(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if done == total or now - last_log[0] > 10:
+            last_log[0] = now
+            context.log.info(f"{context.partition_key}: {done}/{total} sites processed")
+
+    store = source.store()
+    result = process_sites(
+        tasks,
+        store.read,
+        recipe=recipe,
+        channels=channels,
+        workers=config.workers,
+        run_id=run_id,
+        batch_rows=config.batch_rows,
+        max_failed_fraction=config.max_failed_fraction,
+        progress=progress,
+    )
+    try:
+        commit = lance_tables.replace_partition(
+            uri,
+            result.batches(),
+            schema,
+            key="site_key",
+            partition_filter=partition_filter,
+            storage_options=options,
+            properties={"dagster_run_id": run_id, "partition": context.partition_key},
+        )
+    except TooManyFailures as error:
+        _write_failures(lake, result.failures_table(), partition_filter, run_id)
+        raise Failure(
+            description=f"{context.partition_key}: {error}; site_images left unchanged",
+            metadata={
+                "failures_by_kind": MetadataValue.json(_failure_summary(result.failures_table()))
+            },
+        ) from error
+    failures = result.failures_table()
+    _write_failures(lake, failures, partition_filter, run_id)
+
+    dataset = lance.dataset(uri, storage_options=options)
+    seconds = max(result.seconds, 1e-9)
+    metadata: dict[str, Any] = {
+        "dataset_uri": MetadataValue.path(uri),
+        "dataset_version": commit.version,
+        "rows": result.sites_ok,
+        "sites_failed": result.sites_failed,
+        "images": result.images,
+        "raw_bytes_read": result.raw_bytes,
+        "bytes_written": result.processed_bytes,
+        "images_per_second": round(result.images / seconds, 1),
+        "seconds": round(result.seconds, 2),
+        "recipe": MetadataValue.json(
+            {"name": recipe.name, "version": recipe.version, "params": recipe.params}
+        ),
+        "failures_by_kind": MetadataValue.json(
+            _failure_summary(failures) if failures.num_rows else {}
+        ),
+    }
+    if config.contact_sheet_sites and result.sites_ok:
+        sample_rows = dataset.to_table(filter=partition_filter, limit=config.contact_sheet_sites)
+        png = contact_sheet(sample_rows, channels, n_sites=config.contact_sheet_sites)
+        encoded = base64.b64encode(png).decode()
+        metadata["contact_sheet"] = MetadataValue.md(
+            f"![contact sheet](data:image/png;base64,{encoded})"
+        )
+    context.log.info(
+        f"{context.partition_key}: {result.sites_ok} sites written ({result.sites_failed} failed) "
+        f"at {metadata['images_per_second']} images/s; {uri} v{commit.version}"
+    )
+    checks = _checks(dataset, partition_filter, result.sites_ok, channels, source)
+    return MaterializeResult(metadata=metadata, check_results=checks)
+
+
+def recipe_params_json(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True)

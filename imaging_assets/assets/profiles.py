@@ -1,0 +1,345 @@
+"""Assets `well_profiles`, `cell_profiles` and `cell_crops` (per plate), each a Lance dataset.
+
+Profiles carry the same keys as site_images (source, plate, well, site_key, cell_id), so a feature
+row joins back to its images, and the images to their raw objects. Parsing, the single-cell join,
+digest verification and cropping live in imaging_assets.profiles; these assets fetch, stream, commit
+one plate per commit and report.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import lance
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from pydantic import Field
+
+from imaging_assets import lance_tables, layout
+from imaging_assets.assets.images import SITE_IMAGES
+from imaging_assets.assets.load_data import plate_row
+from imaging_assets.keys import parse_plate_partition_key
+from imaging_assets.partitions import plates_partitions
+from imaging_assets.profiles import (
+    cell_profiles_schema_from_sqlite,
+    crop_cells,
+    image_digests,
+    iter_cell_profiles,
+    read_well_profiles,
+    verify_digests,
+)
+from imaging_assets.resources.storage import LakeResource, SourceResource
+from imaging_assets.schemas import cell_crops_schema
+
+GROUP = "profiles"
+WELL_PROFILES = "well_profiles"
+CELL_PROFILES = "cell_profiles"
+CELL_CROPS = "cell_crops"
+
+
+def _plate_filter(partition_key: str) -> str:
+    source, plate = parse_plate_partition_key(partition_key)
+    return lance_tables.partition_filter_for(source, plate)
+
+
+def _rate(rows: int, seconds: float) -> float:
+    return round(rows / seconds, 1) if seconds > 0 else 0.0
+
+
+@asset(
+    group_name=GROUP,
+    partitions_def=plates_partitions,
+    kinds={"lance"},
+    pool="source_reads",
+    description=(
+        "CellProfiler per-well profiles of the plate in well_profiles.lance: features as floats, "
+        "Metadata_* as text, keyed by source, plate, well (well_key) like site_images."
+    ),
+)
+def well_profiles(
+    context: AssetExecutionContext,
+    plate_index: pa.Table,
+    source: SourceResource,
+    lake: LakeResource,
+) -> MaterializeResult:
+    plate = plate_row(plate_index, context.partition_key)
+    store = source.store()
+    started = time.perf_counter()
+    fetched = store.read(layout.well_profiles_key(plate["source"], plate["batch"], plate["plate"]))
+    table = read_well_profiles(
+        fetched.data,
+        fetched.uri,
+        source=plate["source"],
+        batch=plate["batch"],
+        plate=plate["plate"],
+    )
+    uri = lake.dataset_uri(WELL_PROFILES)
+    options = lake.storage_options()
+    lance_tables.ensure_dataset(uri, table.schema, storage_options=options)
+    commit = lance_tables.replace_partition(
+        uri,
+        table.to_batches(),
+        table.schema,
+        key="well_key",
+        partition_filter=_plate_filter(context.partition_key),
+        storage_options=options,
+        properties={"dagster_run_id": context.run.run_id, "partition": context.partition_key},
+    )
+    seconds = time.perf_counter() - started
+    context.log.info(f"{fetched.uri}: {table.num_rows} wells in {seconds:.2f} s -> {uri}")
+    return MaterializeResult(
+        metadata={
+            "dataset_uri": MetadataValue.path(uri),
+            "dataset_version": commit.version,
+            "rows": table.num_rows,
+            "features": sum(1 for name in table.column_names if not name.startswith("Metadata_")),
+            "source_uri": fetched.uri,
+            "rows_per_second": _rate(table.num_rows, seconds),
+        }
+    )
+
+
+class CellProfilesConfig(Config):
+    """Streaming of the CellProfiler backend: memory is bounded by one batch of images."""
+
+    images_per_batch: int = Field(default=16, ge=1, description="Images read per SQLite query")
+
+
+def _site_md5s(lake: LakeResource, partition_filter: str) -> pa.Table | None:
+    uri = lake.dataset_uri(SITE_IMAGES)
+    try:
+        dataset = lance.dataset(uri, storage_options=lake.storage_options())
+    except (FileNotFoundError, ValueError, OSError):
+        return None
+    columns = ["site_key"] + [name for name in dataset.schema.names if name.endswith("_raw_md5")]
+    return dataset.to_table(columns=columns, filter=partition_filter)
+
+
+@asset(
+    group_name=GROUP,
+    partitions_def=plates_partitions,
+    kinds={"lance"},
+    pool="source_reads",
+    deps=[AssetKey(SITE_IMAGES)],
+    check_specs=[AssetCheckSpec("profile_digests_match_images", asset=CELL_PROFILES)],
+    description=(
+        "Single cells of the plate (Cytoplasm joined with Cells and Nuclei within an image) in "
+        "cell_profiles.lance, each with a deterministic cell_id and the site_key of its image; "
+        "streamed from the CellProfiler SQLite. Its check compares CellProfiler's image MD5 "
+        "digests with the raw md5 stored in site_images."
+    ),
+)
+def cell_profiles(
+    context: AssetExecutionContext,
+    config: CellProfilesConfig,
+    plate_index: pa.Table,
+    source: SourceResource,
+    lake: LakeResource,
+) -> MaterializeResult:
+    plate = plate_row(plate_index, context.partition_key)
+    store = source.store()
+    key = layout.backend_sqlite_key(plate["source"], plate["batch"], plate["plate"])
+    uri = lake.dataset_uri(CELL_PROFILES)
+    options = lake.storage_options()
+    partition_filter = _plate_filter(context.partition_key)
+    names = {"source": plate["source"], "batch": plate["batch"], "plate": plate["plate"]}
+    started = time.perf_counter()
+    with store.local_file(key, suffix=".sqlite") as sqlite_path:
+        schema = cell_profiles_schema_from_sqlite(sqlite_path)
+        lance_tables.ensure_dataset(uri, schema, storage_options=options)
+        counted = {"rows": 0, "batches": 0}
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for batch in iter_cell_profiles(
+                sqlite_path, store.uri(key), images_per_batch=config.images_per_batch, **names
+            ):
+                counted["rows"] += batch.num_rows
+                counted["batches"] += 1
+                if counted["batches"] % 50 == 0:
+                    context.log.info(f"{context.partition_key}: {counted['rows']:,} cells so far")
+                yield batch
+
+        commit = lance_tables.replace_partition(
+            uri,
+            batches(),
+            schema,
+            key="cell_id",
+            partition_filter=partition_filter,
+            storage_options=options,
+            properties={"dagster_run_id": context.run.run_id, "partition": context.partition_key},
+        )
+        digests = image_digests(sqlite_path)
+    seconds = time.perf_counter() - started
+
+    site_md5s = _site_md5s(lake, partition_filter)
+    if site_md5s is None:
+        site_md5s = pa.table({"site_key": pa.array([], pa.string())})
+    verification = verify_digests(digests, site_md5s)
+    statuses = verification["status"].to_pylist()
+    counts = {status: statuses.count(status) for status in ("verified", "contradicted", "unknown")}
+    contradicted = verification.filter(pc.equal(verification["status"], "contradicted"))
+    check = AssetCheckResult(
+        check_name="profile_digests_match_images",
+        passed=counts["contradicted"] == 0,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            **{f"sites_{k}": v for k, v in counts.items()},
+            "contradicted_sites": MetadataValue.json(
+                contradicted.select(["site_key", "mismatched_channels"]).to_pylist()[:20]
+            ),
+        },
+    )
+    context.log.info(
+        f"{context.partition_key}: {counted['rows']:,} cells in {seconds:.2f} s; digests {counts}"
+    )
+    return MaterializeResult(
+        metadata={
+            "dataset_uri": MetadataValue.path(uri),
+            "dataset_version": commit.version,
+            "rows": counted["rows"],
+            "record_batches": counted["batches"],
+            "cells_per_second": _rate(counted["rows"], seconds),
+            "source_uri": store.uri(key),
+            "provenance": MetadataValue.json(counts),
+        },
+        check_results=[check],
+    )
+
+
+class CellCropsConfig(Config):
+    """Fixed-size crops around each cell, for training models."""
+
+    size: int = Field(default=96, ge=8, le=1024, description="Crop edge in processed pixels")
+    center: str = Field(
+        default="Nuclei", description="Compartment whose Location_Center_X/Y centres the crop"
+    )
+
+
+def _crop_batches(
+    images: lance.LanceDataset,
+    cells: lance.LanceDataset,
+    partition_filter: str,
+    config: CellCropsConfig,
+    images_version: int,
+    counted: dict[str, int],
+) -> Iterator[pa.RecordBatch]:
+    channels = [
+        name.removesuffix("_pixels") for name in images.schema.names if name.endswith("_pixels")
+    ]
+    schema = cell_crops_schema(channels, config.size)
+    x_col = f"{config.center}_Location_Center_X"
+    y_col = f"{config.center}_Location_Center_Y"
+    site_columns = ["site_key", "plate", "well", "site", "recipe_name"]
+    for c in channels:
+        site_columns += [f"{c}_pixels", f"{c}_shape", f"{c}_dtype", f"{c}_offset"]
+    for site_batch in images.to_batches(
+        columns=site_columns, filter=partition_filter, batch_size=4
+    ):
+        for site in site_batch.to_pylist():
+            cell_rows = cells.to_table(
+                columns=["cell_id", "object_number", x_col, y_col],
+                filter=pc.field("site_key") == site["site_key"],
+            )
+            if cell_rows.num_rows == 0:
+                continue
+            first = channels[0]
+            height, width = site[f"{first}_shape"]
+            offset_y, offset_x = site[f"{first}_offset"] or (0, 0)
+            stack = np.stack(
+                [
+                    np.frombuffer(site[f"{c}_pixels"], dtype=site[f"{c}_dtype"]).reshape(
+                        height, width
+                    )
+                    for c in channels
+                ]
+            )
+            centers = np.column_stack(
+                [
+                    cell_rows[x_col].to_numpy(zero_copy_only=False) - offset_x,
+                    cell_rows[y_col].to_numpy(zero_copy_only=False) - offset_y,
+                ]
+            )
+            crops, touches = crop_cells(stack, centers, size=config.size)
+            counted["cells"] += len(crops)
+            columns: dict[str, Any] = {
+                "cell_id": cell_rows["cell_id"],
+                "site_key": [site["site_key"]] * len(crops),
+                "plate": [site["plate"]] * len(crops),
+                "well": [site["well"]] * len(crops),
+                "site": [site["site"]] * len(crops),
+                "object_number": cell_rows["object_number"],
+                "center_x": centers[:, 0],
+                "center_y": centers[:, 1],
+                "touches_border": touches,
+                "crop_shape": [[config.size, config.size]] * len(crops),
+                "dtype": [str(stack.dtype)] * len(crops),
+                "site_images_version": [images_version] * len(crops),
+                "recipe_name": [site["recipe_name"]] * len(crops),
+            }
+            for index, c in enumerate(channels):
+                columns[f"{c}_crop"] = [crop[index].tobytes() for crop in crops]
+            yield pa.RecordBatch.from_pydict(
+                {name: columns[name] for name in schema.names}, schema=schema
+            )
+
+
+@asset(
+    group_name=GROUP,
+    partitions_def=plates_partitions,
+    kinds={"lance"},
+    deps=[AssetKey(SITE_IMAGES), AssetKey(CELL_PROFILES)],
+    description=(
+        "Fixed-size crops (every channel) centred on each cell of the processed site images, in "
+        "cell_crops.lance with cell_id, site_key and the site_images version they came from; "
+        "crops at the image border are zero-padded and flagged."
+    ),
+)
+def cell_crops(
+    context: AssetExecutionContext, config: CellCropsConfig, lake: LakeResource
+) -> MaterializeResult:
+    options = lake.storage_options()
+    images = lance.dataset(lake.dataset_uri(SITE_IMAGES), storage_options=options)
+    cells = lance.dataset(lake.dataset_uri(CELL_PROFILES), storage_options=options)
+    channels = [
+        name.removesuffix("_pixels") for name in images.schema.names if name.endswith("_pixels")
+    ]
+    schema = cell_crops_schema(channels, config.size)
+    uri = lake.dataset_uri(CELL_CROPS)
+    lance_tables.ensure_dataset(uri, schema, storage_options=options)
+    partition_filter = _plate_filter(context.partition_key)
+    counted = {"cells": 0}
+    started = time.perf_counter()
+    commit = lance_tables.replace_partition(
+        uri,
+        _crop_batches(images, cells, partition_filter, config, images.version, counted),
+        schema,
+        key="cell_id",
+        partition_filter=partition_filter,
+        storage_options=options,
+        properties={"dagster_run_id": context.run.run_id, "partition": context.partition_key},
+    )
+    seconds = time.perf_counter() - started
+    context.log.info(f"{context.partition_key}: {counted['cells']:,} crops in {seconds:.2f} s")
+    return MaterializeResult(
+        metadata={
+            "dataset_uri": MetadataValue.path(uri),
+            "dataset_version": commit.version,
+            "rows": counted["cells"],
+            "crops_per_second": _rate(counted["cells"], seconds),
+            "site_images_version": images.version,
+        }
+    )
