@@ -3,33 +3,77 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import AssetExecutionContext, Output, asset
 
+from imaging_assets import layout
 from imaging_assets.assets.metadata import table_metadata
-from imaging_assets.errors import InputError
+from imaging_assets.errors import InputError, MissingObjectError
 from imaging_assets.jump import load_data as load_data_logic
+from imaging_assets.jump.plates import choose_load_data
 from imaging_assets.keys import parse_plate_partition_key
 from imaging_assets.partitions import plates_partitions
 from imaging_assets.resources.storage import SourceResource
+from imaging_assets.resources.stores import ObjectStore
 
 GROUP = "plates"
 
 
-def plate_row(plate_index: pa.Table, partition_key: str) -> dict:
-    """The plate index row of a partition; a clear error when the plate is unknown."""
+UNKNOWN_PLATE_TYPE = "UNKNOWN"
+BATCH_TAG = "imaging_assets/batch"
+
+
+def plate_row(
+    plate_index: pa.Table, partition_key: str, run_tags: Mapping[str, str] | None = None
+) -> dict:
+    """The plate index row of a partition.
+
+    A plate found by the sensor before the JUMP plate table lists it is not in the index yet; its
+    run carries the batch as a tag, and the row is rebuilt from that (plate type UNKNOWN, load data
+    located by listing the plate's folders). Otherwise an unknown plate is a clear error.
+    """
     rows = plate_index.filter(pc.equal(plate_index["partition_key"], partition_key)).to_pylist()
-    if not rows:
-        source, plate = parse_plate_partition_key(partition_key)
-        raise InputError(
-            "plate_index",
-            f"plate {plate} of {source} is not in the plate index; re-materialize plate_index",
-            column="partition_key",
-            got=partition_key,
+    if rows:
+        return rows[0]
+    source, plate = parse_plate_partition_key(partition_key)
+    batch = (run_tags or {}).get(BATCH_TAG)
+    if batch:
+        return {
+            "source": source,
+            "batch": batch,
+            "plate": plate,
+            "plate_type": UNKNOWN_PLATE_TYPE,
+            "partition_key": partition_key,
+            "load_data_key": None,
+            "load_data_format": None,
+        }
+    raise InputError(
+        "plate_index",
+        f"plate {plate} of {source} is not in the plate index; re-materialize plate_index",
+        column="partition_key",
+        got=partition_key,
+    )
+
+
+def locate_load_data(store: ObjectStore, plate: dict) -> tuple[str, str]:
+    """(key, format) of a plate's load data: from the index, else by listing its two folders."""
+    if plate.get("load_data_key"):
+        return plate["load_data_key"], plate["load_data_format"]
+    source, batch, name = plate["source"], plate["batch"], plate["plate"]
+    found = [
+        *store.list_keys(f"{source}/{layout.LOAD_DATA_DIR}/{batch}/{name}/"),
+        *store.list_keys(layout.load_data_orig_prefix(source, batch, name)),
+    ]
+    chosen = choose_load_data(found).get((source, batch, name))
+    if chosen is None:
+        raise MissingObjectError(
+            store.uri(f"{source}/{layout.LOAD_DATA_DIR}/{batch}/{name}/"),
+            "no load_data file for this plate in either format",
         )
-    return rows[0]
+    return chosen
 
 
 @asset(
@@ -48,14 +92,15 @@ def load_data(
     well_metadata: pa.Table,
     source: SourceResource,
 ) -> Output:
-    plate = plate_row(plate_index, context.partition_key)
+    plate = plate_row(plate_index, context.partition_key, context.run.tags)
     store = source.store()
     started = time.perf_counter()
-    fetched = store.read(plate["load_data_key"])
+    load_data_key, load_data_format = locate_load_data(store, plate)
+    fetched = store.read(load_data_key)
     table = load_data_logic.normalize_load_data(
         fetched.data,
         fetched.uri,
-        plate["load_data_format"],
+        load_data_format,
         source=plate["source"],
         batch=plate["batch"],
     )
@@ -85,7 +130,7 @@ def load_data(
         metadata={
             **table_metadata(table, seconds),
             "load_data_uri": fetched.uri,
-            "format": plate["load_data_format"],
+            "format": load_data_format,
             "sites": sites,
             "wells": pc.count_distinct(table["well"]).as_py(),
             "channels": ", ".join(channels),

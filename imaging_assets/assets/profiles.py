@@ -76,7 +76,7 @@ def well_profiles(
     source: SourceResource,
     lake: LakeResource,
 ) -> MaterializeResult:
-    plate = plate_row(plate_index, context.partition_key)
+    plate = plate_row(plate_index, context.partition_key, context.run.tags)
     store = source.store()
     started = time.perf_counter()
     fetched = store.read(layout.well_profiles_key(plate["source"], plate["batch"], plate["plate"]))
@@ -150,7 +150,7 @@ def cell_profiles(
     source: SourceResource,
     lake: LakeResource,
 ) -> MaterializeResult:
-    plate = plate_row(plate_index, context.partition_key)
+    plate = plate_row(plate_index, context.partition_key, context.run.tags)
     store = source.store()
     key = layout.backend_sqlite_key(plate["source"], plate["batch"], plate["plate"])
     uri = lake.dataset_uri(CELL_PROFILES)

@@ -50,7 +50,7 @@ def sampled_sites(
     load_data: pa.Table,
     plate_index: pa.Table,
 ) -> Output:
-    plate = plate_row(plate_index, context.partition_key)
+    plate = plate_row(plate_index, context.partition_key, context.run.tags)
     table = sample_sites(load_data, plate["plate_type"], config.quotas())
     summary = sampling_summary(table)
     context.log.info(
