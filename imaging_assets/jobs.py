@@ -4,7 +4,6 @@ from dagster import AssetSelection, define_asset_job
 
 from imaging_assets.partitions import plates_partitions
 
-
 plate_job = define_asset_job(
     name="plate_job",
     selection=AssetSelection.all()
