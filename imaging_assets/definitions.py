@@ -1,14 +1,17 @@
-"""The code location: every asset, check, job, sensor and schedule, with their resources."""
+"""The code location: every asset, job, sensor and schedule, with their resources."""
 
 from dagster import Definitions
 
-from imaging_assets.assets import ALL_ASSET_CHECKS, ALL_ASSETS
+from imaging_assets.assets import ALL_ASSETS
 from imaging_assets.jobs import metadata_job, plate_job
 from imaging_assets.resources import default_resources
+from imaging_assets.schedules import plate_backfill_schedule
+from imaging_assets.sensors import new_plates_sensor
 
 defs = Definitions(
     assets=ALL_ASSETS,
-    asset_checks=ALL_ASSET_CHECKS,
     jobs=[metadata_job, plate_job],
+    sensors=[new_plates_sensor],
+    schedules=[plate_backfill_schedule],
     resources=default_resources(),
 )
