@@ -1,0 +1,137 @@
+"""The whole asset graph through `materialize` on the tiny sample gallery and a local lake."""
+
+from __future__ import annotations
+
+import shutil
+
+import lance
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from dagster import instance_for_test
+
+from imaging_assets.sample import generate_gallery
+from imaging_assets_tests.pipeline import (
+    materialize_metadata,
+    materialize_plate,
+    pipeline_resources,
+    plate_partitions,
+)
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory):
+    return generate_gallery(tmp_path_factory.mktemp("gallery"), preset="tiny", seed=0)
+
+
+@pytest.fixture(scope="module")
+def built(gallery, tmp_path_factory):
+    """Metadata, plate index and every plate of the tiny gallery, materialized once."""
+    lake = tmp_path_factory.mktemp("lake")
+    resources = pipeline_resources(str(gallery.source_root), str(gallery.metadata_root), str(lake))
+    with instance_for_test() as instance:
+        materialize_metadata(instance, resources)
+        keys = plate_partitions(instance)
+        results = {key: materialize_plate(instance, resources, key) for key in keys}
+        yield {"lake": lake, "resources": resources, "instance": instance, "results": results}
+
+
+def test_every_imaged_plate_becomes_a_partition(gallery, built):
+    expected = sorted(f"{p.source}__{p.plate}" for p in gallery.plates)
+    assert sorted(built["results"]) == expected
+    index = pq.read_table(built["lake"] / "plate_index" / "all.parquet")
+    without = index.filter(pc.is_null(index["load_data_key"]))
+    assert without.num_rows >= 1  # the listed plate that has no images is indexed, not a partition
+
+
+def test_load_data_keeps_wells_without_metadata(built):
+    tables = [pq.read_table(p) for p in (built["lake"] / "load_data").glob("*.parquet")]
+    flagged = sum(t.filter(pc.invert(t["has_metadata"])).num_rows for t in tables)
+    assert flagged > 0
+    for table in tables:
+        assert set(table["channel"].to_pylist()) >= {"DNA", "AGP", "ER", "Mito", "RNA"}
+        assert table["site"].type == "string"
+
+
+def test_site_images_one_row_per_processed_site_with_provenance(built):
+    dataset = lance.dataset(str(built["lake"] / "site_images.lance"))
+    table = dataset.to_table(
+        columns=["site_key", "plate", "dna_raw_uri", "dna_raw_md5", "dagster_run_id"]
+    )
+    assert table.num_rows > 0
+    assert pc.count_distinct(table["site_key"]).as_py() == table.num_rows
+    for result in built["results"].values():
+        for check in result.get_asset_check_evaluations():
+            assert check.passed, check
+    sampled = sum(
+        pq.read_metadata(p).num_rows for p in (built["lake"] / "sampled_sites").glob("*.parquet")
+    )
+    assert sampled >= table.num_rows  # sampled rows are (site, channel) rows
+
+
+def test_rerunning_a_plate_replaces_it_in_one_commit(built):
+    dataset = lance.dataset(str(built["lake"] / "site_images.lance"))
+    key = sorted(built["results"])[0]
+    rows, version = dataset.count_rows(), dataset.version
+    materialize_plate(built["instance"], built["resources"], key)
+    after = lance.dataset(str(built["lake"] / "site_images.lance"))
+    assert after.count_rows() == rows
+    assert after.version > version
+
+
+def test_profiles_join_images_and_digests_verify(built):
+    cells = lance.dataset(str(built["lake"] / "cell_profiles.lance"))
+    images = lance.dataset(str(built["lake"] / "site_images.lance"))
+    cell_sites = set(cells.to_table(columns=["site_key"])["site_key"].to_pylist())
+    image_sites = set(images.to_table(columns=["site_key"])["site_key"].to_pylist())
+    assert image_sites <= cell_sites
+    for result in built["results"].values():
+        checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+        assert checks["profile_digests_match_images"].passed
+    crops = lance.dataset(str(built["lake"] / "cell_crops.lance"))
+    assert crops.count_rows() > 0
+
+
+@pytest.fixture()
+def broken_gallery(gallery, tmp_path):
+    root = tmp_path / "gallery"
+    shutil.copytree(gallery.root, root)
+    return root
+
+
+def _tiffs(root, plate):
+    return sorted(p for p in root.rglob("*.tiff") if plate in str(p))
+
+
+def test_failures_over_tolerance_fail_the_run_and_leave_the_dataset(
+    gallery, broken_gallery, tmp_path
+):
+    plate = next(p for p in gallery.plates if p.plate_type == "COMPOUND")
+    key = f"{plate.source}__{plate.plate}"
+    resources = pipeline_resources(
+        str(broken_gallery / gallery.source_root.relative_to(gallery.root)),
+        str(broken_gallery / gallery.metadata_root.relative_to(gallery.root)),
+        str(tmp_path / "lake"),
+    )
+    with instance_for_test() as instance:
+        materialize_metadata(instance, resources)
+        materialize_plate(instance, resources, key)
+        uri = str(tmp_path / "lake" / "site_images.lance")
+        before = lance.dataset(uri)
+        rows, version = before.count_rows(), before.version
+
+        tiffs = _tiffs(broken_gallery, plate.plate)
+        tiffs[0].write_bytes(b"")  # empty
+        tiffs[-1].write_bytes(b"II*\x00 this is not a tiff")  # corrupt
+        result = materialize_plate(instance, resources, key, raise_on_error=False)
+        assert not result.success
+        after = lance.dataset(uri)
+        assert (after.version, after.count_rows()) == (version, rows)
+        failed = lance.dataset(str(tmp_path / "lake" / "failed_images.lance")).to_table()
+        assert {"empty", "corrupt"} <= set(failed["error_kind"].to_pylist())
+
+        tolerant = {"ops": {"site_images": {"config": {"max_failed_fraction": 1.0}}}}
+        result = materialize_plate(instance, resources, key, run_config=tolerant)
+        assert result.success
+        after = lance.dataset(uri)
+        assert 0 < after.count_rows() < rows
