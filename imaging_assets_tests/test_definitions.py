@@ -81,7 +81,7 @@ def test_dagster_dev_serves_the_asset_graph(tmp_path):
             except (OSError, KeyError, ValueError):
                 pass
             time.sleep(1)
-        assert EXPECTED_ASSETS <= keys, (keys, (tmp_path / "dagster_dev.log").read_text()[-3000:])
+        assert keys >= EXPECTED_ASSETS, (keys, (tmp_path / "dagster_dev.log").read_text()[-3000:])
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
