@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from imaging_assets.errors import InputError
 from imaging_assets.jump.csv import decompress, header, read_typed_csv
@@ -155,5 +154,3 @@ def well_metadata(
         schema=WELL_METADATA_SCHEMA,
     )
     return result.sort_by([("source", "ascending"), ("plate", "ascending"), ("well", "ascending")])
-
-
