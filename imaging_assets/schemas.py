@@ -126,6 +126,61 @@ LOAD_DATA_SCHEMA = pa.schema(
 
 # --- site_images, failed_images (imaging_assets.images) -----------------------------------------
 
+ZSTD_LEVEL_1 = {"lance-encoding:compression": "zstd", "lance-encoding:compression-level": "1"}
+SITE_KEY_COLUMNS = ("site_key", "source", "batch", "plate", "well", "site")
+SITE_METADATA_COLUMNS = ("jcp2022", "modality", "control_role", "plate_type")
+CHANNELS_METADATA_KEY = b"imaging_assets:channels"
+
+
+def channel_prefix(channel: str) -> str:
+    """Column prefix of a channel: "DNA" -> "dna", "Brightfield_H" -> "brightfield_h"."""
+    return channel.lower()
+
+
+def site_images_schema(channels: list[str] | tuple[str, ...]) -> pa.Schema:
+    """One row per site: keys, well metadata, per-channel pixels and provenance, run provenance."""
+    fields = _fields(*SITE_KEY_COLUMNS, *SITE_METADATA_COLUMNS)
+    for channel in channels:
+        c = channel_prefix(channel)
+        fields += [
+            pa.field(f"{c}_pixels", pa.large_binary(), metadata=ZSTD_LEVEL_1),
+            pa.field(f"{c}_shape", pa.list_(pa.int32())),
+            pa.field(f"{c}_dtype", _S),
+            pa.field(f"{c}_raw_uri", _S),
+            pa.field(f"{c}_raw_size", pa.int64()),
+            pa.field(f"{c}_raw_md5", _S),
+            pa.field(f"{c}_raw_sha256", _S),
+            pa.field(f"{c}_raw_etag", _S),
+            pa.field(f"{c}_raw_shape", pa.list_(pa.int32())),
+            pa.field(f"{c}_crop_offset", pa.list_(pa.int32())),
+            pa.field(f"{c}_low", _F),
+            pa.field(f"{c}_high", _F),
+            pa.field(f"{c}_illum_uri", _S),
+        ]
+    fields += _fields(
+        "recipe_name", "recipe_version", "recipe_params", "package_version", "dagster_run_id"
+    )
+    fields.append(pa.field("written_at", pa.timestamp("us", tz="UTC")))
+    return pa.schema(fields, metadata={CHANNELS_METADATA_KEY: ",".join(channels).encode()})
+
+
+def failed_images_schema() -> pa.Schema:
+    """One row per raw image that could not be used, replaced per plate like the images."""
+    return pa.schema(
+        _fields(
+            "failure_key",
+            "uri",
+            "site_key",
+            "source",
+            "plate",
+            "channel",
+            "error_kind",
+            "message",
+            "dagster_run_id",
+        )
+        + [pa.field("failed_at", pa.timestamp("us", tz="UTC"))]
+    )
+
+
 # --- profiles (imaging_assets.profiles) ---------------------------------------------------------
 
-__all__ = ["pa"]
