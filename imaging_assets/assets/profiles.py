@@ -245,7 +245,7 @@ def _crop_batches(
     y_col = f"{config.center}_Location_Center_Y"
     site_columns = ["site_key", "plate", "well", "site", "recipe_name"]
     for c in channels:
-        site_columns += [f"{c}_pixels", f"{c}_shape", f"{c}_dtype", f"{c}_offset"]
+        site_columns += [f"{c}_pixels", f"{c}_shape", f"{c}_dtype", f"{c}_crop_offset"]
     for site_batch in images.to_batches(
         columns=site_columns, filter=partition_filter, batch_size=4
     ):
@@ -258,7 +258,7 @@ def _crop_batches(
                 continue
             first = channels[0]
             height, width = site[f"{first}_shape"]
-            offset_y, offset_x = site[f"{first}_offset"] or (0, 0)
+            offset_y, offset_x = site[f"{first}_crop_offset"] or (0, 0)
             stack = np.stack(
                 [
                     np.frombuffer(site[f"{c}_pixels"], dtype=site[f"{c}_dtype"]).reshape(

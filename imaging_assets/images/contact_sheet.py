@@ -1,0 +1,45 @@
+"""A small PNG of a few sites, channels side by side, for the Dagster UI."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image
+
+from imaging_assets.schemas import channel_prefix
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array
+    low, high = np.percentile(array, [1, 99])
+    scaled = (array.astype(np.float32) - low) / max(high - low, 1e-6) * 255
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def site_array(row: dict, channel: str) -> np.ndarray:
+    c = channel_prefix(channel)
+    return np.frombuffer(row[f"{c}_pixels"], dtype=row[f"{c}_dtype"]).reshape(row[f"{c}_shape"])
+
+
+def contact_sheet(table: pa.Table, channels: list[str], n_sites: int = 4, tile: int = 128) -> bytes:
+    """PNG bytes: one row per site (up to n_sites), one tile per channel, each about `tile` px."""
+    rows = []
+    for row in table.slice(0, n_sites).to_pylist():
+        tiles = []
+        for channel in channels:
+            array = site_array(row, channel)
+            step = max(1, int(np.ceil(max(array.shape) / tile)))
+            tiles.append(_to_uint8(array[::step, ::step]))
+        height = min(t.shape[0] for t in tiles)
+        width = min(t.shape[1] for t in tiles)
+        rows.append(np.concatenate([t[:height, :width] for t in tiles], axis=1))
+    if not rows:
+        rows = [np.zeros((8, 8 * max(len(channels), 1)), dtype=np.uint8)]
+    width = min(r.shape[1] for r in rows)
+    sheet = np.concatenate([r[:, :width] for r in rows], axis=0)
+    sink = io.BytesIO()
+    Image.fromarray(sheet).save(sink, format="PNG", optimize=True)
+    return sink.getvalue()
