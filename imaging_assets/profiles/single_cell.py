@@ -1,0 +1,308 @@
+"""Single-cell CellProfiler output (backend SQLite or CSV exports), joined and streamed.
+
+The join is the field's (pycytominer's SingleCells merge, re-implemented): within one image, each
+Cytoplasm object joins the Cells object named by Cytoplasm_Parent_Cells and the Nuclei object named
+by Cytoplasm_Parent_Nuclei. The "cell" row is the Cytoplasm object when that table exists, else
+Cells, else Nuclei; compartments that are absent are simply not joined. Rows are read in ImageNumber
+order with one SQL cursor and cut into record batches of whole images, so memory is bounded by a
+batch of images whatever the size of the file. Feature columns keep their compartment prefix.
+"""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from imaging_assets.errors import InputError
+from imaging_assets.keys import SEPARATOR
+
+COMPARTMENTS = ("Cytoplasm", "Cells", "Nuclei")
+KEY_FIELDS = [
+    pa.field("cell_id", pa.string()),
+    pa.field("site_key", pa.string()),
+    pa.field("source", pa.string()),
+    pa.field("batch", pa.string()),
+    pa.field("plate", pa.string()),
+    pa.field("well", pa.string()),
+    pa.field("site", pa.string()),
+    pa.field("image_number", pa.int64()),
+    pa.field("object_number", pa.int64()),
+]
+_INTEGER_SUFFIXES = ("ObjectNumber", "ImageNumber")
+
+
+@dataclass(frozen=True)
+class BackendLayout:
+    """Which tables a backend has and the columns of each."""
+
+    image_table: str
+    compartments: dict[str, str]  # compartment -> table name
+    columns: dict[str, list[str]]  # table name -> columns
+
+    @property
+    def base(self) -> str:
+        for compartment in COMPARTMENTS:
+            if compartment in self.compartments:
+                return compartment
+        raise ValueError("no object table")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # immutable=1: read-only files (fixtures, mounted buckets) and no locking on network disks.
+    return sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro&immutable=1", uri=True)
+
+
+def inspect_backend(db: sqlite3.Connection, file: str) -> BackendLayout:
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+    def find(name: str) -> str | None:
+        for candidate in (f"Per_{name}", name):
+            if candidate in tables:
+                return candidate
+        return None
+
+    image = find("Image")
+    if image is None:
+        raise InputError(file, "no Image table", expected="Per_Image or Image", got=sorted(tables))
+    compartments = {c: t for c in COMPARTMENTS if (t := find(c))}
+    if not compartments:
+        raise InputError(
+            file,
+            "no object table",
+            expected="Per_Cytoplasm, Per_Cells or Per_Nuclei",
+            got=sorted(tables),
+        )
+    columns = {
+        table: [row[1] for row in db.execute(f'PRAGMA table_info("{table}")')]
+        for table in [image, *compartments.values()]
+    }
+    return BackendLayout(image, compartments, columns)
+
+
+def _image_metadata_columns(columns: list[str]) -> list[str]:
+    return [c for c in columns if c.startswith(("Image_Metadata_", "Metadata_"))]
+
+
+def _metadata_name(column: str) -> str:
+    return column if column.startswith("Image_") else f"Image_{column}"
+
+
+def _object_columns(compartment: str, columns: list[str]) -> list[tuple[str, str]]:
+    """(source column, output column) of a compartment table; unprefixed ids get the prefix."""
+    out = []
+    for column in columns:
+        if column in ("ImageNumber", "TableNumber"):
+            continue
+        name = column if column.startswith(f"{compartment}_") else f"{compartment}_{column}"
+        out.append((column, name))
+    return out
+
+
+def _field_type(name: str) -> pa.DataType:
+    if name.endswith(_INTEGER_SUFFIXES) or "_Parent_" in name:
+        return pa.int64()
+    return pa.float64()
+
+
+def _plan(layout: BackendLayout) -> tuple[str, list[pa.Field], str]:
+    """The SQL that joins one cell per row, its output fields, and the base alias."""
+    base = layout.base
+    selects = ["i.ImageNumber AS __image", f"{base[:2].lower()}.ObjectNumber AS __object"]
+    fields: list[pa.Field] = []
+    image_columns = _image_metadata_columns(layout.columns[layout.image_table])
+    for column in image_columns:
+        selects.append(f'i."{column}" AS "{_metadata_name(column)}"')
+        fields.append(pa.field(_metadata_name(column), pa.string()))
+    joins = []
+    alias = {c: c[:2].lower() for c in COMPARTMENTS}
+    table_number = "TableNumber" in layout.columns[layout.image_table]
+    for compartment in COMPARTMENTS:
+        if compartment not in layout.compartments:
+            continue
+        table = layout.compartments[compartment]
+        a = alias[compartment]
+        for column, name in _object_columns(compartment, layout.columns[table]):
+            selects.append(f'{a}."{column}" AS "{name}"')
+            fields.append(pa.field(name, _field_type(name)))
+        if compartment == base:
+            continue
+        parent = f"{base}_Parent_{compartment}"
+        if parent not in layout.columns[layout.compartments[base]]:
+            continue
+        same_table = (
+            f" AND {a}.TableNumber = {alias[base]}.TableNumber"
+            if table_number and "TableNumber" in layout.columns[table]
+            else ""
+        )
+        joins.append(
+            f'LEFT JOIN "{table}" {a} ON {a}.ImageNumber = {alias[base]}.ImageNumber '
+            f'AND {a}.ObjectNumber = {alias[base]}."{parent}"{same_table}'
+        )
+    base_alias = alias[base]
+    same_image_table = (
+        f" AND i.TableNumber = {base_alias}.TableNumber"
+        if table_number and "TableNumber" in layout.columns[layout.compartments[base]]
+        else ""
+    )
+    sql = (
+        f'SELECT {", ".join(selects)} FROM "{layout.compartments[base]}" {base_alias} '
+        f'JOIN "{layout.image_table}" i ON i.ImageNumber = {base_alias}.ImageNumber{same_image_table} '
+        + " ".join(joins)
+        + f" ORDER BY CAST(i.ImageNumber AS INTEGER), CAST({base_alias}.ObjectNumber AS INTEGER)"
+    )
+    return sql, fields, base
+
+
+def cell_profiles_schema(layout: BackendLayout) -> pa.Schema:
+    _, fields, base = _plan(layout)
+    return pa.schema(
+        KEY_FIELDS + fields, metadata={b"imaging_assets:cell_compartment": base.encode()}
+    )
+
+
+def cell_profiles_schema_from_sqlite(path: str | Path, file: str | None = None) -> pa.Schema:
+    """The stable schema of a backend's cell rows, from its table definitions (not its data)."""
+    with _connect(Path(path)) as db:
+        return cell_profiles_schema(inspect_backend(db, file or str(path)))
+
+
+def _first(row: dict, *names: str) -> str | None:
+    for name in names:
+        if row.get(name) not in (None, ""):
+            return str(row[name])
+    return None
+
+
+def _batch(
+    rows: list[tuple], names: list[str], schema: pa.Schema, keys: dict, file: str
+) -> pa.RecordBatch:
+    columns: dict[str, list] = {f.name: [] for f in schema}
+    for values in rows:
+        row = dict(zip(names, values, strict=True))
+        well = _first(row, "Image_Metadata_Well")
+        site = _first(row, "Image_Metadata_Site")
+        if well is None or site is None:
+            raise InputError(
+                file,
+                f"image {row['__image']} has no well or site",
+                column="Image_Metadata_Well / Image_Metadata_Site",
+            )
+        if site.endswith(".0"):
+            site = site[:-2]
+        site_key = SEPARATOR.join((keys["source"], keys["plate"], well, site))
+        object_number = int(float(row["__object"]))
+        columns["cell_id"].append(f"{site_key}{SEPARATOR}{object_number}")
+        columns["site_key"].append(site_key)
+        for key in ("source", "batch", "plate"):
+            columns[key].append(keys[key])
+        columns["well"].append(well)
+        columns["site"].append(site)
+        columns["image_number"].append(int(float(row["__image"])))
+        columns["object_number"].append(object_number)
+        for field in schema:
+            if field.name in row:
+                value = row[field.name]
+                if value is not None and field.type == pa.string():
+                    value = str(value)
+                elif value in ("", None):
+                    value = None
+                elif field.type == pa.int64():
+                    value = int(float(value))
+                else:
+                    value = float(value)
+                columns[field.name].append(value)
+    return pa.RecordBatch.from_pydict(columns, schema=schema)
+
+
+def _iter_from_connection(
+    db: sqlite3.Connection, file: str, keys: dict, images_per_batch: int
+) -> Iterator[pa.RecordBatch]:
+    layout = inspect_backend(db, file)
+    sql, _, _ = _plan(layout)
+    schema = cell_profiles_schema(layout)
+    cursor = db.execute(sql)
+    names = [d[0] for d in cursor.description]
+    image_index = names.index("__image")
+    rows: list[tuple] = []
+    images_in_batch: set = set()
+    while chunk := cursor.fetchmany(2048):
+        for row in chunk:
+            image = row[image_index]
+            if image not in images_in_batch and len(images_in_batch) >= images_per_batch:
+                yield _batch(rows, names, schema, keys, file)
+                rows, images_in_batch = [], set()
+            images_in_batch.add(image)
+            rows.append(row)
+    if rows:
+        yield _batch(rows, names, schema, keys, file)
+
+
+def iter_cell_profiles(
+    path: str | Path,
+    file: str,
+    *,
+    source: str,
+    batch: str,
+    plate: str,
+    images_per_batch: int = 16,
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of joined cells from a backend SQLite, `images_per_batch` images at a time."""
+    keys = {"source": source, "batch": batch, "plate": plate}
+    try:
+        db = _connect(Path(path))
+        db.execute("SELECT 1 FROM sqlite_master").fetchall()
+    except sqlite3.DatabaseError as error:
+        raise InputError(file, f"not a readable SQLite file ({error})") from error
+    try:
+        yield from _iter_from_connection(db, file, keys, images_per_batch)
+    finally:
+        db.close()
+
+
+def iter_cell_profiles_from_csv(
+    folder: str | Path,
+    file: str,
+    *,
+    source: str,
+    batch: str,
+    plate: str,
+    images_per_batch: int = 16,
+) -> Iterator[pa.RecordBatch]:
+    """The same from a folder of CellProfiler CSV exports (Image.csv, Cells.csv, ...).
+
+    The CSVs are loaded into a temporary SQLite database on disk, so the join and the streaming
+    are exactly those of the SQLite path and memory stays bounded.
+    """
+    import tempfile
+
+    folder = Path(folder)
+    with tempfile.TemporaryDirectory(prefix="imaging_assets_csv_") as tmp:
+        database = Path(tmp) / "backend.sqlite"
+        db = sqlite3.connect(database)
+        for name in ("Image", *COMPARTMENTS):
+            path = folder / f"{name}.csv"
+            if not path.exists():
+                continue
+            with path.open(newline="") as handle:
+                reader = csv.reader(handle)
+                header = next(reader)
+                db.execute(f'CREATE TABLE "{name}" ({", ".join(repr(c) for c in header)})')
+                db.executemany(
+                    f'INSERT INTO "{name}" VALUES ({", ".join("?" * len(header))})',
+                    ([v if v != "" else None for v in row] for row in reader),
+                )
+        db.commit()
+        db.close()
+        yield from iter_cell_profiles(
+            database,
+            file,
+            source=source,
+            batch=batch,
+            plate=plate,
+            images_per_batch=images_per_batch,
+        )
