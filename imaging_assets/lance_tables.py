@@ -79,10 +79,27 @@ def _check_schema(uri: str, existing: pa.Schema, wanted: pa.Schema) -> None:
     raise SchemaMismatchError(f"{uri}: schema differs from the existing dataset ({details})")
 
 
+def _evolve(uri: str, dataset: lance.LanceDataset, wanted: pa.Schema) -> lance.LanceDataset:
+    """Add (all-null, metadata-only) the columns of `wanted` that the dataset lacks."""
+    existing = {f.name: f.type for f in dataset.schema}
+    clashing = [f.name for f in wanted if f.name in existing and existing[f.name] != f.type]
+    if clashing:
+        _check_schema(uri, dataset.schema, wanted)
+    new = [f for f in wanted if f.name not in existing]
+    if new:
+        dataset.add_columns(new)
+    return dataset
+
+
 def ensure_dataset(
-    uri: str, schema: pa.Schema, storage_options: dict | None = None
+    uri: str, schema: pa.Schema, storage_options: dict | None = None, *, evolve: bool = False
 ) -> lance.LanceDataset:
-    """Open the dataset, or create it empty with `schema` (a concurrent creator may win: fine)."""
+    """Open the dataset, or create it empty with `schema` (a concurrent creator may win: fine).
+
+    With `evolve`, columns this writer has that the dataset lacks are added as nulls and columns the
+    dataset has that this writer lacks are written as nulls (profiles differ across sources);
+    otherwise any difference is a SchemaMismatchError.
+    """
     dataset = open_dataset(uri, storage_options)
     if dataset is None:
         try:
@@ -93,8 +110,21 @@ def ensure_dataset(
             dataset = open_dataset(uri, storage_options)
             if dataset is None:
                 raise error
+    if evolve:
+        _evolve(uri, dataset, schema)
+        return lance.dataset(uri, storage_options=storage_options)
     _check_schema(uri, dataset.schema, schema)
     return dataset
+
+
+def align_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """The batch with the schema's columns in order; columns it lacks become nulls."""
+    names = set(batch.schema.names)
+    arrays = [
+        batch.column(f.name).cast(f.type) if f.name in names else pa.nulls(batch.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 class _Stream:
@@ -110,13 +140,7 @@ class _Stream:
         try:
             for batch in self._batches:
                 if batch.schema != self.schema:
-                    batch = pa.RecordBatch.from_arrays(
-                        [
-                            batch.column(name).cast(f.type)
-                            for name, f in zip(self.schema.names, self.schema, strict=True)
-                        ],
-                        schema=self.schema,
-                    )
+                    batch = align_batch(batch, self.schema)
                 self.rows += batch.num_rows
                 yield batch
         except BaseException as error:
@@ -133,6 +157,7 @@ def replace_partition(
     partition_filter: str,
     storage_options: dict | None = None,
     properties: dict[str, str] | None = None,
+    evolve: bool = False,
 ) -> CommitResult:
     """Make the rows matching `partition_filter` exactly `batches`, in one commit.
 
@@ -140,7 +165,8 @@ def replace_partition(
     stream does not contain deleted. If the stream raises, nothing is committed and the original
     exception propagates.
     """
-    dataset = ensure_dataset(uri, schema, storage_options)
+    dataset = ensure_dataset(uri, schema, storage_options, evolve=evolve)
+    schema = dataset.schema if evolve else schema
     stream = _Stream(batches, schema)
     reader = pa.RecordBatchReader.from_batches(schema, iter(stream))
     builder = (

@@ -5,8 +5,6 @@ current definition (the code version changes with any recipe version), so bumpin
 reprocesses every plate at the pace the run queue and its concurrency limits allow.
 """
 
-from __future__ import annotations
-
 import os
 
 from dagster import (

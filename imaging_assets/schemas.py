@@ -183,4 +183,3 @@ def failed_images_schema() -> pa.Schema:
 
 
 # --- profiles (imaging_assets.profiles) ---------------------------------------------------------
-

@@ -6,8 +6,6 @@ run_key equal to the partition key, so a daemon restart that repeats a tick laun
 the cursor and the instance's partitions make a restart lose nothing.
 """
 
-from __future__ import annotations
-
 import os
 
 from dagster import (

@@ -5,11 +5,8 @@ imaging_assets.lance_tables (one merge_insert commit per plate); this module wir
 resources, logging, metadata and the checks that run with every materialization.
 """
 
-from __future__ import annotations
-
 import base64
 import hashlib
-import json
 import time
 from typing import Any
 
@@ -59,7 +56,7 @@ class SiteImagesConfig(Config):
     """How a plate's sampled sites become images. Everything here lands in provenance."""
 
     recipe: str = Field(default="robust_8bit_crop", description="Processing recipe name")
-    recipe_params: dict[str, Any] = Field(
+    recipe_params: dict[str, float] = Field(
         default_factory=dict, description="Recipe parameters (defaults per recipe when empty)"
     )
     channels: list[str] = Field(
@@ -259,7 +256,3 @@ def site_images(
     )
     checks = _checks(dataset, partition_filter, result.sites_ok, channels, source)
     return MaterializeResult(metadata=metadata, check_results=checks)
-
-
-def recipe_params_json(params: dict[str, Any]) -> str:
-    return json.dumps(params, sort_keys=True)

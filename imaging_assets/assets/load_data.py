@@ -1,7 +1,5 @@
 """Asset `load_data` (per plate): which raw object is which site and channel, in one long table."""
 
-from __future__ import annotations
-
 import time
 from collections.abc import Mapping
 

@@ -4,8 +4,6 @@ One asset per table, so a user sees each table's rows and schema in the UI and r
 changed. Parsing and typing live in imaging_assets.jump.metadata; these assets only fetch and log.
 """
 
-from __future__ import annotations
-
 import time
 
 import pyarrow as pa

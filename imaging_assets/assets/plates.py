@@ -1,7 +1,5 @@
 """Group `plates`: the plate index and the dynamic partitions "plates" registered from it."""
 
-from __future__ import annotations
-
 import time
 
 import pyarrow as pa

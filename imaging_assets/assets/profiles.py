@@ -6,8 +6,6 @@ digest verification and cropping live in imaging_assets.profiles; these assets f
 one plate per commit and report.
 """
 
-from __future__ import annotations
-
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -35,15 +33,16 @@ from imaging_assets.assets.load_data import plate_row
 from imaging_assets.keys import parse_plate_partition_key
 from imaging_assets.partitions import plates_partitions
 from imaging_assets.profiles import (
+    cell_crops_schema,
     cell_profiles_schema_from_sqlite,
     crop_cells,
+    digest_summary,
     image_digests,
     iter_cell_profiles,
     read_well_profiles,
     verify_digests,
 )
 from imaging_assets.resources.storage import LakeResource, SourceResource
-from imaging_assets.schemas import cell_crops_schema
 
 GROUP = "profiles"
 WELL_PROFILES = "well_profiles"
@@ -89,7 +88,6 @@ def well_profiles(
     )
     uri = lake.dataset_uri(WELL_PROFILES)
     options = lake.storage_options()
-    lance_tables.ensure_dataset(uri, table.schema, storage_options=options)
     commit = lance_tables.replace_partition(
         uri,
         table.to_batches(),
@@ -98,6 +96,7 @@ def well_profiles(
         partition_filter=_plate_filter(context.partition_key),
         storage_options=options,
         properties={"dagster_run_id": context.run.run_id, "partition": context.partition_key},
+        evolve=True,
     )
     seconds = time.perf_counter() - started
     context.log.info(f"{fetched.uri}: {table.num_rows} wells in {seconds:.2f} s -> {uri}")
@@ -160,7 +159,6 @@ def cell_profiles(
     started = time.perf_counter()
     with store.local_file(key, suffix=".sqlite") as sqlite_path:
         schema = cell_profiles_schema_from_sqlite(sqlite_path)
-        lance_tables.ensure_dataset(uri, schema, storage_options=options)
         counted = {"rows": 0, "batches": 0}
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -181,16 +179,16 @@ def cell_profiles(
             partition_filter=partition_filter,
             storage_options=options,
             properties={"dagster_run_id": context.run.run_id, "partition": context.partition_key},
+            evolve=True,
         )
-        digests = image_digests(sqlite_path)
+        digests = image_digests(sqlite_path, source=plate["source"], plate=plate["plate"])
     seconds = time.perf_counter() - started
 
     site_md5s = _site_md5s(lake, partition_filter)
     if site_md5s is None:
         site_md5s = pa.table({"site_key": pa.array([], pa.string())})
     verification = verify_digests(digests, site_md5s)
-    statuses = verification["status"].to_pylist()
-    counts = {status: statuses.count(status) for status in ("verified", "contradicted", "unknown")}
+    counts = digest_summary(verification)
     contradicted = verification.filter(pc.equal(verification["status"], "contradicted"))
     check = AssetCheckResult(
         check_name="profile_digests_match_images",
@@ -243,7 +241,7 @@ def _crop_batches(
     schema = cell_crops_schema(channels, config.size)
     x_col = f"{config.center}_Location_Center_X"
     y_col = f"{config.center}_Location_Center_Y"
-    site_columns = ["site_key", "plate", "well", "site", "recipe_name"]
+    site_columns = ["site_key", "source", "plate", "well", "site", "recipe_name"]
     for c in channels:
         site_columns += [f"{c}_pixels", f"{c}_shape", f"{c}_dtype", f"{c}_crop_offset"]
     for site_batch in images.to_batches(
@@ -276,12 +274,13 @@ def _crop_batches(
             crops, touches = crop_cells(stack, centers, size=config.size)
             counted["cells"] += len(crops)
             columns: dict[str, Any] = {
-                "cell_id": cell_rows["cell_id"],
+                "cell_id": cell_rows["cell_id"].to_pylist(),
                 "site_key": [site["site_key"]] * len(crops),
+                "source": [site["source"]] * len(crops),
                 "plate": [site["plate"]] * len(crops),
                 "well": [site["well"]] * len(crops),
                 "site": [site["site"]] * len(crops),
-                "object_number": cell_rows["object_number"],
+                "object_number": cell_rows["object_number"].to_pylist(),
                 "center_x": centers[:, 0],
                 "center_y": centers[:, 1],
                 "touches_border": touches,

@@ -1,7 +1,5 @@
 """Asset `sampled_sites` (per plate): the sites chosen for processing, by quotas, deterministically."""
 
-from __future__ import annotations
-
 import pyarrow as pa
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 from pydantic import Field

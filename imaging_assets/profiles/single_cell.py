@@ -54,7 +54,9 @@ class BackendLayout:
 
 def _connect(path: Path) -> sqlite3.Connection:
     # immutable=1: read-only files (fixtures, mounted buckets) and no locking on network disks.
-    return sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro&immutable=1", uri=True)
+    return sqlite3.connect(
+        f"file:{Path(path).resolve()}?mode=ro&immutable=1", uri=True, check_same_thread=False
+    )
 
 
 def inspect_backend(db: sqlite3.Connection, file: str) -> BackendLayout:
@@ -283,7 +285,7 @@ def iter_cell_profiles_from_csv(
     folder = Path(folder)
     with tempfile.TemporaryDirectory(prefix="imaging_assets_csv_") as tmp:
         database = Path(tmp) / "backend.sqlite"
-        db = sqlite3.connect(database)
+        db = sqlite3.connect(database, check_same_thread=False)
         for name in ("Image", *COMPARTMENTS):
             path = folder / f"{name}.csv"
             if not path.exists():

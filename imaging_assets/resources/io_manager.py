@@ -5,8 +5,6 @@ Each write is one atomic object (temp + rename locally, one PUT on S3), so a rea
 table and a re-run replaces its partition exactly.
 """
 
-from __future__ import annotations
-
 import io
 
 import pyarrow as pa

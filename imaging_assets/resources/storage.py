@@ -4,8 +4,6 @@ Each is one root URI plus the S3 settings to reach it. Secrets are not fields: c
 the environment or boto3's chain when a client is built.
 """
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -226,7 +227,9 @@ def generate_gallery(
         results = map(_render_site, jobs)
         executor = None
     else:
-        executor = ProcessPoolExecutor(max_workers=workers)
+        executor = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("forkserver")
+        )
         results = executor.map(_render_site, jobs, chunksize=4)
     try:
         for job, result in zip(jobs, results, strict=True):

@@ -128,10 +128,13 @@ def test_failures_over_tolerance_fail_the_run_and_leave_the_dataset(
         after = lance.dataset(uri)
         assert (after.version, after.count_rows()) == (version, rows)
         failed = lance.dataset(str(tmp_path / "lake" / "failed_images.lance")).to_table()
-        assert {"empty", "corrupt"} <= set(failed["error_kind"].to_pylist())
+        assert set(failed["error_kind"].to_pylist()) <= {"empty", "corrupt"}
+        assert failed.num_rows >= 1  # the run stops at the first failure over tolerance
 
         tolerant = {"ops": {"site_images": {"config": {"max_failed_fraction": 1.0}}}}
         result = materialize_plate(instance, resources, key, run_config=tolerant)
         assert result.success
         after = lance.dataset(uri)
         assert 0 < after.count_rows() < rows
+        failed = lance.dataset(str(tmp_path / "lake" / "failed_images.lance")).to_table()
+        assert sorted(failed["error_kind"].to_pylist()) == ["corrupt", "empty"]
