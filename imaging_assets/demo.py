@@ -118,13 +118,13 @@ def run_demo(
 
     report = DemoReport()
     with DagsterInstance.get() as instance:
-        result = defs.get_job_def("metadata_job").execute_in_process(instance=instance)
+        result = defs.resolve_job_def("metadata_job").execute_in_process(instance=instance)
         if not result.success:
             raise RuntimeError("metadata_job failed; see the Dagster logs above")
         keys = sorted(instance.get_dynamic_partitions(PLATES_PARTITIONS_NAME))
         if plates:
             keys = [key for key in keys if key in set(plates)]
-        plate_job = defs.get_job_def("plate_job")
+        plate_job = defs.resolve_job_def("plate_job")
         for number, key in enumerate(keys, start=1):
             source, _ = parse_plate_partition_key(key)
             echo(f"[{number}/{len(keys)}] plate_job {key}")

@@ -25,7 +25,9 @@ def decode_tiff(data: bytes, *, page: int = 0, source: str = "<bytes>") -> np.nd
         with tifffile.TiffFile(io.BytesIO(data)) as tiff:
             pages = len(tiff.pages)
             if pages == 0:
-                raise ImageDecodeError(source, "corrupt", "no image pages (truncated or not a TIFF)")
+                raise ImageDecodeError(
+                    source, "corrupt", "no image pages (truncated or not a TIFF)"
+                )
             if page >= pages or page < 0:
                 raise ImageDecodeError(source, "page", f"page {page} requested, file has {pages}")
             image = tiff.pages[page].asarray()
