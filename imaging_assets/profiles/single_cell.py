@@ -87,7 +87,11 @@ def inspect_backend(db: sqlite3.Connection, file: str) -> BackendLayout:
 
 
 def _image_metadata_columns(columns: list[str]) -> list[str]:
-    return [c for c in columns if c.startswith(("Image_Metadata_", "Metadata_"))]
+    """Image columns every cell row carries: metadata, and the raw files' MD5 digests (the way
+    back from a cell to the raw objects it was measured on)."""
+    return [
+        c for c in columns if c.startswith(("Image_Metadata_", "Metadata_", "Image_MD5Digest_Orig"))
+    ]
 
 
 def _metadata_name(column: str) -> str:
