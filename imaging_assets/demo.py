@@ -27,6 +27,7 @@ storage:
       env: DAGSTER_HOME
 """
 GALLERY_MARKER = ".imaging_assets_gallery.json"
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,9 @@ def run_demo(
 
     report = DemoReport()
     with DagsterInstance.get() as instance:
-        result = defs.resolve_job_def("metadata_job").execute_in_process(instance=instance)
+        result = defs.resolve_job_def("metadata_job").execute_in_process(
+            instance=instance, run_config=QUIET
+        )
         if not result.success:
             raise RuntimeError("metadata_job failed; see the Dagster logs above")
         keys = sorted(instance.get_dynamic_partitions(PLATES_PARTITIONS_NAME))
@@ -133,6 +136,7 @@ def run_demo(
                 partition_key=key,
                 instance=instance,
                 tags={"imaging_assets/source": source},
+                run_config=QUIET,
                 raise_on_error=False,
             )
             if not run.success:
