@@ -126,7 +126,8 @@ def normalize_load_data(
     duplicated = counts.filter(pc.greater(counts["k_count"], 1))
     if duplicated.num_rows:
         key = duplicated["k"][0].as_py()
-        row = int(pc.index(site_keys, key).as_py()) + 1
+        positions = pc.indices_nonzero(pc.equal(site_keys, key)).to_pylist()
+        row = positions[1] + 1  # the repeat, not the first occurrence
         raise InputError(
             file,
             f"site {key} appears more than once",
@@ -200,6 +201,7 @@ WELL_COLUMNS = ["jcp2022", "modality", "control_role", "control_name", "plate_ty
 def join_well_metadata(load_data: pa.Table, well_metadata: pa.Table) -> pa.Table:
     """Left join on (source, plate, well); wells without metadata kept with has_metadata = false."""
     right = well_metadata.select(["source", "plate", "well", *WELL_COLUMNS])
+    right = right.cast(pa.schema([pa.field(name, pa.string()) for name in right.column_names]))
     right = right.append_column("has_metadata", pa.array([True] * right.num_rows, pa.bool_()))
     joined = load_data.join(right, keys=["source", "plate", "well"], join_type="left outer")
     joined = joined.set_column(
