@@ -27,6 +27,7 @@ from dagster import (
 from pydantic import Field
 
 from imaging_assets import lance_tables
+from imaging_assets.assets.lake_writes import plate_filter, write_plate
 from imaging_assets.channels import CELL_PAINTING_CHANNELS
 from imaging_assets.images import (
     TooManyFailures,
@@ -34,7 +35,6 @@ from imaging_assets.images import (
     process_sites,
     site_tasks_from_table,
 )
-from imaging_assets.keys import parse_plate_partition_key
 from imaging_assets.partitions import plates_partitions
 from imaging_assets.processing import RECIPES, get_recipe
 from imaging_assets.resources.storage import LakeResource, SourceResource
@@ -70,31 +70,24 @@ class SiteImagesConfig(Config):
     contact_sheet_sites: int = Field(default=4, ge=0, description="Sites in the UI contact sheet")
 
 
-def _plate_filter(partition_key: str) -> str:
-    source, plate = parse_plate_partition_key(partition_key)
-    return lance_tables.partition_filter_for(source, plate)
-
-
 def _failure_summary(failures: pa.Table) -> dict[str, int]:
     kinds = failures.group_by("error_kind").aggregate([("uri", "count")]).to_pylist()
     return {row["error_kind"]: row["uri_count"] for row in kinds}
 
 
 def _write_failures(
-    lake: LakeResource, failures: pa.Table, partition_filter: str, run_id: str
+    lake: LakeResource, failures: pa.Table, partition_key: str, run_id: str
 ) -> None:
     """Replace this plate's rows in failed_images (an empty table clears earlier failures)."""
     schema = failed_images_schema()
-    uri = lake.dataset_uri(FAILED_IMAGES)
-    lance_tables.ensure_dataset(uri, schema, storage_options=lake.storage_options())
-    lance_tables.replace_partition(
-        uri,
+    write_plate(
+        lake,
+        FAILED_IMAGES,
+        partition_key,
+        run_id,
         failures.cast(schema).to_batches(),
         schema,
         key="failure_key",
-        partition_filter=partition_filter,
-        storage_options=lake.storage_options(),
-        properties={"dagster_run_id": run_id},
     )
 
 
@@ -173,7 +166,7 @@ def site_images(
     uri = lake.dataset_uri(SITE_IMAGES)
     options = lake.storage_options()
     run_id = context.run.run_id
-    partition_filter = _plate_filter(context.partition_key)
+    partition_filter = plate_filter(context.partition_key)
     lance_tables.ensure_dataset(uri, schema, storage_options=options)
 
     tasks = site_tasks_from_table(
@@ -204,17 +197,17 @@ def site_images(
         progress=progress,
     )
     try:
-        commit = lance_tables.replace_partition(
-            uri,
+        commit = write_plate(
+            lake,
+            SITE_IMAGES,
+            context.partition_key,
+            run_id,
             result.batches(),
             schema,
             key="site_key",
-            partition_filter=partition_filter,
-            storage_options=options,
-            properties={"dagster_run_id": run_id, "partition": context.partition_key},
         )
     except TooManyFailures as error:
-        _write_failures(lake, result.failures_table(), partition_filter, run_id)
+        _write_failures(lake, result.failures_table(), context.partition_key, run_id)
         raise Failure(
             description=f"{context.partition_key}: {error}; site_images left unchanged",
             metadata={
@@ -222,7 +215,7 @@ def site_images(
             },
         ) from error
     failures = result.failures_table()
-    _write_failures(lake, failures, partition_filter, run_id)
+    _write_failures(lake, failures, context.partition_key, run_id)
 
     dataset = lance.dataset(uri, storage_options=options)
     seconds = max(result.seconds, 1e-9)

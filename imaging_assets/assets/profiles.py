@@ -29,8 +29,8 @@ from pydantic import Field
 
 from imaging_assets import lance_tables, layout
 from imaging_assets.assets.images import SITE_IMAGES
+from imaging_assets.assets.lake_writes import plate_filter, write_plate
 from imaging_assets.assets.load_data import plate_row
-from imaging_assets.keys import parse_plate_partition_key
 from imaging_assets.partitions import plates_partitions
 from imaging_assets.profiles import (
     cell_crops_schema,
@@ -48,11 +48,6 @@ GROUP = "profiles"
 WELL_PROFILES = "well_profiles"
 CELL_PROFILES = "cell_profiles"
 CELL_CROPS = "cell_crops"
-
-
-def _plate_filter(partition_key: str) -> str:
-    source, plate = parse_plate_partition_key(partition_key)
-    return lance_tables.partition_filter_for(source, plate)
 
 
 def _rate(rows: int, seconds: float) -> float:
@@ -87,15 +82,14 @@ def well_profiles(
         plate=plate["plate"],
     )
     uri = lake.dataset_uri(WELL_PROFILES)
-    options = lake.storage_options()
-    commit = lance_tables.replace_partition(
-        uri,
+    commit = write_plate(
+        lake,
+        WELL_PROFILES,
+        context.partition_key,
+        context.run.run_id,
         table.to_batches(),
         table.schema,
         key="well_key",
-        partition_filter=_plate_filter(context.partition_key),
-        storage_options=options,
-        properties={"dagster_run_id": context.run.run_id, "partition": context.partition_key},
         evolve=True,
     )
     seconds = time.perf_counter() - started
@@ -153,8 +147,7 @@ def cell_profiles(
     store = source.store()
     key = layout.backend_sqlite_key(plate["source"], plate["batch"], plate["plate"])
     uri = lake.dataset_uri(CELL_PROFILES)
-    options = lake.storage_options()
-    partition_filter = _plate_filter(context.partition_key)
+    partition_filter = plate_filter(context.partition_key)
     names = {"source": plate["source"], "batch": plate["batch"], "plate": plate["plate"]}
     started = time.perf_counter()
     with store.local_file(key, suffix=".sqlite") as sqlite_path:
@@ -171,14 +164,14 @@ def cell_profiles(
                     context.log.info(f"{context.partition_key}: {counted['rows']:,} cells so far")
                 yield batch
 
-        commit = lance_tables.replace_partition(
-            uri,
+        commit = write_plate(
+            lake,
+            CELL_PROFILES,
+            context.partition_key,
+            context.run.run_id,
             batches(),
             schema,
             key="cell_id",
-            partition_filter=partition_filter,
-            storage_options=options,
-            properties={"dagster_run_id": context.run.run_id, "partition": context.partition_key},
             evolve=True,
         )
         digests = image_digests(sqlite_path, source=plate["source"], plate=plate["plate"])
@@ -319,17 +312,17 @@ def cell_crops(
     schema = cell_crops_schema(channels, config.size)
     uri = lake.dataset_uri(CELL_CROPS)
     lance_tables.ensure_dataset(uri, schema, storage_options=options)
-    partition_filter = _plate_filter(context.partition_key)
+    partition_filter = plate_filter(context.partition_key)
     counted = {"cells": 0}
     started = time.perf_counter()
-    commit = lance_tables.replace_partition(
-        uri,
+    commit = write_plate(
+        lake,
+        CELL_CROPS,
+        context.partition_key,
+        context.run.run_id,
         _crop_batches(images, cells, partition_filter, config, images.version, counted),
         schema,
         key="cell_id",
-        partition_filter=partition_filter,
-        storage_options=options,
-        properties={"dagster_run_id": context.run.run_id, "partition": context.partition_key},
     )
     seconds = time.perf_counter() - started
     context.log.info(f"{context.partition_key}: {counted['cells']:,} crops in {seconds:.2f} s")

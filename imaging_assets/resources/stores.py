@@ -129,6 +129,10 @@ class ObjectStore:
     def delete(self, key: str) -> None:
         raise NotImplementedError
 
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Write only if the key does not exist (atomically); False when it already exists."""
+        raise NotImplementedError
+
     @contextlib.contextmanager
     def local_file(self, key_or_uri: str, suffix: str = "") -> Iterator[Path]:
         """A local path holding the object (downloaded to a temp file when the store is remote).
@@ -223,6 +227,21 @@ class LocalStore(ObjectStore):
             raise
         self._count()
         return str(path)
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.link(tmp, path)  # atomic, and fails if the key exists: never seen half-written
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        self._count()
+        return True
 
     def delete(self, key: str) -> None:
         path = self.path(key)
@@ -377,6 +396,22 @@ class S3Store(ObjectStore):
 
         self._retry(put, f"PUT s3://{bucket}/{full}")
         return f"s3://{bucket}/{full}"
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        bucket, full = self._locate(key)
+
+        def put() -> bool:
+            self._count()
+            try:
+                self.client.put_object(Bucket=bucket, Key=full, Body=data, IfNoneMatch="*")
+            except botocore.exceptions.ClientError as error:
+                status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if status in (409, 412):
+                    return False
+                raise
+            return True
+
+        return self._retry(put, f"PUT (if absent) s3://{bucket}/{full}")
 
     def delete(self, key: str) -> None:
         bucket, full = self._locate(key)

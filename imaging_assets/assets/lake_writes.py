@@ -1,0 +1,40 @@
+"""How every per-plate asset writes its Lance dataset: one commit per plate, under a lease."""
+
+from collections.abc import Iterable
+
+import pyarrow as pa
+
+from imaging_assets import lance_tables
+from imaging_assets.keys import parse_plate_partition_key
+from imaging_assets.partition_lock import partition_lease
+from imaging_assets.resources.storage import LakeResource
+
+
+def plate_filter(partition_key: str) -> str:
+    source, plate = parse_plate_partition_key(partition_key)
+    return lance_tables.partition_filter_for(source, plate)
+
+
+def write_plate(
+    lake: LakeResource,
+    dataset: str,
+    partition_key: str,
+    run_id: str,
+    batches: Iterable[pa.RecordBatch],
+    schema: pa.Schema,
+    *,
+    key: str,
+    evolve: bool = False,
+) -> lance_tables.CommitResult:
+    """Replace the plate's rows of `<lake>/<dataset>.lance` with `batches` in one commit."""
+    with partition_lease(lake.store(), dataset, partition_key, run_id):
+        return lance_tables.replace_partition(
+            lake.dataset_uri(dataset),
+            batches,
+            schema,
+            key=key,
+            partition_filter=plate_filter(partition_key),
+            storage_options=lake.storage_options(),
+            properties={"dagster_run_id": run_id, "partition": partition_key},
+            evolve=evolve,
+        )

@@ -1,0 +1,183 @@
+"""The image stream on synthetic TIFFs: provenance, order, failures, tolerance, bounded memory."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+import time
+from pathlib import Path
+
+import lance
+import numpy as np
+import pyarrow as pa
+import pytest
+import tifffile
+
+from imaging_assets.errors import MissingObjectError
+from imaging_assets.images import (
+    TooManyFailures,
+    contact_sheet,
+    process_sites,
+    site_tasks_from_table,
+)
+from imaging_assets.lance_tables import partition_filter_for, replace_partition
+from imaging_assets.objects import FetchedObject
+from imaging_assets.processing import get_recipe
+from imaging_assets.schemas import site_images_schema
+
+CHANNELS = ["DNA", "RNA"]
+
+
+def _tiff(seed: int, size: int = 64) -> bytes:
+    image = np.random.default_rng(seed).integers(100, 5000, (size, size), dtype=np.uint16)
+    sink = io.BytesIO()
+    tifffile.imwrite(sink, image, compression="lzw")
+    return sink.getvalue()
+
+
+def _plate(tmp_path: Path, sites: int = 6) -> pa.Table:
+    rows = []
+    for n in range(sites):
+        for c, channel in enumerate(CHANNELS):
+            path = tmp_path / f"s{n}_{channel}.tiff"
+            path.write_bytes(_tiff(10 * n + c))
+            rows.append(
+                {
+                    "source": "source_1",
+                    "batch": "b",
+                    "plate": "P1",
+                    "well": "A01",
+                    "site": str(n),
+                    "channel": channel,
+                    "uri": str(path),
+                    "illum_uri": None,
+                    "site_key": f"source_1__P1__A01__{n}",
+                    "jcp2022": "JCP2022_000001",
+                    "control_role": "trt",
+                    "plate_type": "COMPOUND",
+                }
+            )
+    return pa.Table.from_pylist(rows[::-1])  # reversed: the stream must sort
+
+
+class Reader:
+    """Reads local files; counts concurrent calls."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.active = 0
+        self.peak = 0
+        self.delay = delay
+        self.lock = threading.Lock()
+
+    def __call__(self, uri: str) -> FetchedObject:
+        with self.lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        try:
+            time.sleep(self.delay)
+            path = Path(uri)
+            if not path.exists():
+                raise MissingObjectError(uri)
+            return FetchedObject(uri, path.read_bytes(), etag='"abc"')
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+def _run(table, reader=None, **kwargs):
+    tasks = site_tasks_from_table(table, CHANNELS)
+    result = process_sites(
+        tasks,
+        reader or Reader(),
+        recipe=get_recipe("robust_8bit_crop", {"crop": 32}),
+        channels=CHANNELS,
+        workers=2,
+        run_id="run-1",
+        batch_rows=2,
+        **kwargs,
+    )
+    return result
+
+
+def test_rows_carry_provenance_in_site_order(tmp_path):
+    result = _run(_plate(tmp_path))
+    table = pa.Table.from_batches(list(result.batches()), schema=site_images_schema(CHANNELS))
+    assert table["site_key"].to_pylist() == sorted(table["site_key"].to_pylist())
+    row = table.to_pylist()[0]
+    raw = Path(row["dna_raw_uri"]).read_bytes()
+    assert row["dna_raw_md5"] == hashlib.md5(raw).hexdigest()
+    assert row["dna_raw_sha256"] == hashlib.sha256(raw).hexdigest()
+    assert row["dna_raw_size"] == len(raw) and row["dna_raw_etag"] == '"abc"'
+    assert row["dna_shape"] == [32, 32] and row["dna_dtype"] == "uint8"
+    assert row["dna_crop_offset"] == [16, 16] and row["dna_raw_shape"] == [64, 64]
+    assert row["dna_low"] < row["dna_high"]
+    assert json.loads(row["recipe_params"]) == {"crop": 32, "percentile": 1.0}
+    assert row["dagster_run_id"] == "run-1" and row["control_role"] == "trt"
+    assert (result.sites_ok, result.images) == (6, 12)
+    assert contact_sheet(table, CHANNELS, n_sites=2).startswith(b"\x89PNG")
+
+
+def test_failures_are_recorded_by_kind_within_tolerance(tmp_path):
+    table = _plate(tmp_path)
+    (tmp_path / "s0_DNA.tiff").unlink()  # missing
+    (tmp_path / "s1_RNA.tiff").write_bytes(b"")  # empty
+    (tmp_path / "s2_DNA.tiff").write_bytes(_tiff(99)[:200])  # truncated
+    (tmp_path / "s3_RNA.tiff").write_bytes(_tiff(98, size=48))  # wrong size vs its other channel
+    result = _run(table, max_failed_fraction=0.9)
+    written = pa.Table.from_batches(list(result.batches()), schema=site_images_schema(CHANNELS))
+    assert written.num_rows == 2
+    failures = result.failures_table()
+    kinds = dict(
+        zip(failures["site_key"].to_pylist(), failures["error_kind"].to_pylist(), strict=True)
+    )
+    assert kinds == {
+        "source_1__P1__A01__0": "missing",
+        "source_1__P1__A01__1": "empty",
+        "source_1__P1__A01__2": "corrupt",
+        "source_1__P1__A01__3": "wrong_size",
+    }
+
+
+def test_over_tolerance_raises_inside_the_stream_and_nothing_is_written(tmp_path):
+    table = _plate(tmp_path)
+    uri = str(tmp_path / "site_images.lance")
+    schema = site_images_schema(CHANNELS)
+    replace_partition(
+        uri,
+        _run(table).batches(),
+        schema,
+        key="site_key",
+        partition_filter=partition_filter_for("source_1", "P1"),
+    )
+    before = lance.dataset(uri)
+    (tmp_path / "s4_DNA.tiff").write_bytes(b"")
+    with pytest.raises(TooManyFailures, match="empty"):
+        replace_partition(
+            uri,
+            _run(table, max_failed_fraction=0.0).batches(),
+            schema,
+            key="site_key",
+            partition_filter=partition_filter_for("source_1", "P1"),
+        )
+    after = lance.dataset(uri)
+    assert (after.version, after.count_rows()) == (before.version, 6)
+
+
+def test_sites_in_flight_stay_bounded(tmp_path):
+    reader = Reader(delay=0.01)
+    result = _run(_plate(tmp_path, sites=20), reader=reader)
+    consumed = 0
+    for batch in result.batches():
+        consumed += batch.num_rows
+    assert consumed == 20
+    assert result.max_in_flight <= result.window == 4
+    assert reader.peak <= 2  # workers
+
+
+def test_a_site_missing_a_channel_is_an_error(tmp_path):
+    table = _plate(tmp_path)
+    only_dna = table.filter(pa.compute.equal(table["channel"], "DNA"))
+    with pytest.raises(ValueError, match="RNA"):
+        site_tasks_from_table(only_dna, CHANNELS)
