@@ -1,0 +1,252 @@
+"""Benchmark: raw TIFF bytes -> stored channel, this pipeline against jump_download's recipe.
+
+On the same sites, in one process, single-threaded (so figures are per core):
+  (a) this pipeline: decode (tifffile) -> robust_8bit_crop (histogram percentiles, LUT) ->
+      provenance (md5, sha256) -> Lance write (zstd channel bytes), via process_sites and
+      replace_partition exactly as the site_images asset runs them;
+  (b) the reference, written here after jump_download's recipe: PIL decode, np.percentile on a
+      float32 copy (three calls: the lower and upper bound on the crop, and the image's median
+      used for its sanity check), crop, scale, truncate to uint8, one PNG file per channel;
+  (c) the floor: tifffile decode only.
+Also: bytes on disk per site (Lance vs PNG files) and the time to read one whole site back.
+Usage: python benchmarks/bench_images.py [--sites 8] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from imaging_assets.images import process_sites, site_tasks_from_table  # noqa: E402
+from imaging_assets.lance_tables import partition_filter_for, replace_partition  # noqa: E402
+from imaging_assets.objects import FetchedObject  # noqa: E402
+from imaging_assets.processing import decode_tiff, get_recipe  # noqa: E402
+from imaging_assets.read import open_lake  # noqa: E402
+from imaging_assets.sample.cells import draw_channel, make_layout  # noqa: E402
+from imaging_assets.schemas import site_images_schema  # noqa: E402
+
+CHANNELS = ["DNA", "AGP", "ER", "Mito", "RNA"]
+REAL = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real"
+
+
+def synthetic_sites(n: int) -> list[dict[str, bytes]]:
+    sites = []
+    for index in range(n):
+        rng = np.random.default_rng(index)
+        layout = make_layout(rng, 1080, 50)
+        channels = {}
+        for channel in CHANNELS:
+            sink = io.BytesIO()
+            tifffile.imwrite(sink, draw_channel(layout, channel, rng), compression="lzw")
+            channels[channel] = sink.getvalue()
+        sites.append(channels)
+    return sites
+
+
+def real_sites() -> list[dict[str, bytes]]:
+    """The real Phenix sites of the fixtures, channels in folder order (5 per site)."""
+    sites = []
+    for folder in ("phenix_site_v1", "phenix_site_v5"):
+        paths = sorted((REAL / folder / "images").glob("*.tiff"))[:5]
+        sites.append({channel: p.read_bytes() for channel, p in zip(CHANNELS, paths, strict=True)})
+    return sites
+
+
+def pipeline_arm(sites, workdir: Path) -> Path:
+    blobs = {f"mem://{i}/{c}": data for i, site in enumerate(sites) for c, data in site.items()}
+    rows = [
+        {
+            "source": "bench",
+            "batch": "b",
+            "plate": "P",
+            "well": "A01",
+            "site": str(i),
+            "channel": c,
+            "uri": f"mem://{i}/{c}",
+            "illum_uri": None,
+            "site_key": f"bench__P__A01__{i:04d}",
+            "jcp2022": None,
+            "control_role": None,
+            "plate_type": None,
+        }
+        for i, site in enumerate(sites)
+        for c in site
+    ]
+    import pyarrow as pa
+
+    tasks = site_tasks_from_table(pa.Table.from_pylist(rows), CHANNELS)
+    result = process_sites(
+        tasks,
+        lambda uri: FetchedObject(uri, blobs[uri]),
+        recipe=get_recipe("robust_8bit_crop"),
+        channels=CHANNELS,
+        workers=1,
+        run_id="bench",
+    )
+    uri = workdir / "site_images.lance"
+    replace_partition(
+        str(uri),
+        result.batches(),
+        site_images_schema(CHANNELS),
+        key="site_key",
+        partition_filter=partition_filter_for("bench", "P"),
+    )
+    return uri
+
+
+def reference_arm(sites, workdir: Path, crop: int = 768, p: float = 1.0) -> Path:
+    out = workdir / "png"
+    out.mkdir(exist_ok=True)
+    for i, site in enumerate(sites):
+        for channel, data in site.items():
+            image = np.array(Image.open(io.BytesIO(data))).astype(np.float32)
+            np.percentile(image, 50)  # the reference's sanity check on the whole image
+            h, w = image.shape
+            top, left = (h - crop) // 2, (w - crop) // 2
+            cropped = image[top : top + crop, left : left + crop]
+            low = np.percentile(cropped, p)
+            high = np.percentile(cropped, 100 - p)
+            scaled = np.clip((cropped - low) / (high - low) * 255.0, 0, 255).astype(np.uint8)
+            Image.fromarray(scaled).save(out / f"{i:04d}_{channel}.png")
+    return out
+
+
+def floor_arm(sites, workdir: Path) -> None:
+    for site in sites:
+        for data in site.values():
+            decode_tiff(data)
+
+
+def timed(function, *args, repeat: int) -> float:
+    """Median CPU seconds of the whole process (every thread, Lance's included): cost per core."""
+    times = []
+    for _ in range(repeat):
+        started = time.process_time()
+        function(*args)
+        times.append(time.process_time() - started)
+    return statistics.median(times)
+
+
+def wall(function, *args, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function(*args)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def size_of(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def run(label: str, sites, repeat: int) -> dict[str, float]:
+    images = sum(len(s) for s in sites)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+
+        def fresh(arm):
+            def go(sites):
+                target = tmp / arm.__name__
+                shutil.rmtree(target, ignore_errors=True)
+                target.mkdir()
+                return arm(sites, target)
+
+            return go
+
+        a = timed(fresh(pipeline_arm), sites, repeat=repeat)
+        b = timed(fresh(reference_arm), sites, repeat=repeat)
+        c = timed(fresh(floor_arm), sites, repeat=repeat)
+        lance_dir = tmp / "pipeline_arm"
+        png_dir = tmp / "reference_arm" / "png"
+        lake = open_lake(str(lance_dir))
+        key = lake.site_images(columns=["site_key"])["site_key"][0].as_py()
+        read_lance = wall(lambda: lake.site(key), repeat=max(repeat, 5))
+        pngs = sorted(png_dir.glob("0000_*.png"))
+        read_png = timed(
+            lambda: np.stack([np.array(Image.open(p)) for p in pngs]), repeat=max(repeat, 5)
+        )
+        figures = {
+            "a": images / a,
+            "b": images / b,
+            "c": images / c,
+            "lance_bytes": size_of(lance_dir / "site_images.lance") / len(sites),
+            "png_bytes": size_of(png_dir) / len(sites),
+            "read_lance_ms": read_lance * 1000,
+            "read_png_ms": read_png * 1000,
+        }
+    print(f"\n{label}: {len(sites)} sites x {len(CHANNELS)} channels = {images} images")
+    print("  images per CPU-second (all threads counted, so per core):")
+    print(f"  (a) this pipeline, decode->recipe->Lance : {figures['a']:8.1f} images/s")
+    print(f"  (b) reference, PIL+percentile+PNG      : {figures['b']:8.1f} images/s")
+    print(f"  (c) floor, decode only                  : {figures['c']:8.1f} images/s")
+    print(
+        f"  bytes per site: Lance {figures['lance_bytes'] / 1e6:.2f} MB, PNG files {figures['png_bytes'] / 1e6:.2f} MB"
+    )
+    print(
+        f"  read one site (all channels): Lance {figures['read_lance_ms']:.1f} ms, PNG files {figures['read_png_ms']:.1f} ms"
+    )
+    speedup = figures["a"] / figures["b"]
+    overhead = figures["c"] / figures["a"]
+    print(
+        f"  verdict: (a) is {speedup:.2f}x (b) [target >= 3x: {'PASS' if speedup >= 3 else 'FAIL'}]; "
+        f"(c) is {overhead:.2f}x (a) [target <= 1.5x: {'PASS' if overhead <= 1.5 else 'FAIL'}]"
+    )
+    return figures
+
+
+def breakdown(sites) -> None:
+    """Where the pipeline's time per image goes (CPU ms), to explain the gap to the floor."""
+    import hashlib
+
+    from imaging_assets.processing import apply_recipe
+
+    data = [d for site in sites for d in site.values()]
+    recipe = get_recipe("robust_8bit_crop")
+    images = [decode_tiff(d) for d in data]
+    parts = {
+        "decode": lambda: [decode_tiff(d) for d in data],
+        "md5": lambda: [hashlib.md5(d).hexdigest() for d in data],
+        "sha256": lambda: [hashlib.sha256(d).hexdigest() for d in data],
+        "recipe": lambda: [apply_recipe(recipe, i) for i in images],
+    }
+    costs = {name: timed(fn, repeat=3) / len(data) * 1000 for name, fn in parts.items()}
+    print(
+        "  per image (CPU ms): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in costs.items())
+        + "; the rest is batching and the Lance write (zstd)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sites", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    print(
+        f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}"
+    )
+    sites = synthetic_sites(args.sites)
+    run("synthetic 1080x1080 LZW", sites, args.repeat)
+    breakdown(sites)
+    if REAL.is_dir():
+        run("real Phenix fixture TIFFs", real_sites(), args.repeat)
+
+
+if __name__ == "__main__":
+    main()
