@@ -14,6 +14,7 @@ from imaging_assets.resources.stores import (
     open_store,
     retry,
 )
+from imaging_assets_tests.servers import S3Server
 
 
 def _exercise(store) -> None:
@@ -58,18 +59,25 @@ def test_s3_store_with_credentials_from_the_environment(s3_server, s3_bucket, mo
 
 
 @pytest.mark.s3
-def test_unsigned_requests_reach_a_public_bucket(s3_server, s3_bucket, monkeypatch):
-    s3_server.boto3_client().put_object(
-        Bucket=s3_bucket, Key="cpg0016-jump/source_1/x", Body=b"public"
-    )
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("IMAGING_ASSETS_SOURCE_ENDPOINT", s3_server.endpoint_url)
-    monkeypatch.setenv("IMAGING_ASSETS_SOURCE_ANONYMOUS", "1")
-    settings = S3Settings.from_env(role="SOURCE")
-    assert settings.anonymous and settings.lance_storage_options()["aws_skip_signature"] == "true"
-    store = open_store(f"s3://{s3_bucket}/cpg0016-jump", settings)
-    assert store.read("source_1/x").data == b"public"
+def test_unsigned_requests_reach_a_public_bucket(tmp_path, monkeypatch):
+    # A fresh SeaweedFS with no identities configured serves unsigned requests, like a public
+    # bucket. (A restarted `weed mini` enforces the identities it created on first start, so
+    # this test has its own server instead of the session's, which the fault tests restart.)
+    with S3Server(tmp_path / "public") as server:
+        server.make_bucket("gallery")
+        server.boto3_client().put_object(
+            Bucket="gallery", Key="cpg0016-jump/source_1/x", Body=b"public"
+        )
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("IMAGING_ASSETS_SOURCE_ENDPOINT", server.endpoint_url)
+        monkeypatch.setenv("IMAGING_ASSETS_SOURCE_ANONYMOUS", "1")
+        settings = S3Settings.from_env(role="SOURCE")
+        assert settings.anonymous
+        assert settings.lance_storage_options()["aws_skip_signature"] == "true"
+        store = open_store("s3://gallery/cpg0016-jump", settings)
+        assert store.read("source_1/x").data == b"public"
+        assert store.list_prefixes("") == ["source_1/"]
 
 
 def test_http_store_reads_pinned_files(tmp_path, http_server):
