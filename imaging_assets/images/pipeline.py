@@ -231,49 +231,42 @@ class PlateResult:
             self.processed_bytes += len(outcome[f"{c}_pixels"])
         return outcome
 
-    def batches(self) -> Iterator[pa.RecordBatch]:
-        """Record batches of up to batch_rows sites, in site_key order."""
-        schema = site_images_schema(self.channels)
-        started = time.perf_counter()
+    def _outcomes(self) -> Iterator[dict | list[dict]]:
+        """Each site's outcome in task order, with at most `window` sites in flight."""
         pending: deque[Future] = deque()
-        rows: list[dict] = []
-        done = 0
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="site") as pool:
-            queue = iter(self.tasks)
             try:
-                for task in queue:
+                for task in self.tasks:
                     pending.append(pool.submit(self._site, task))
                     self.max_in_flight = max(self.max_in_flight, len(pending))
-                    if len(pending) < self.window:
-                        continue
-                    row = self._account(pending.popleft().result())
-                    done += 1
-                    if self.progress:
-                        self.progress(done, len(self.tasks))
-                    if row is not None:
-                        rows.append(row)
-                    if len(rows) >= self.batch_rows:
-                        yield pa.RecordBatch.from_pylist(rows, schema=schema)
-                        rows = []
+                    if len(pending) >= self.window:
+                        yield pending.popleft().result()
                 while pending:
-                    row = self._account(pending.popleft().result())
-                    done += 1
-                    if self.progress:
-                        self.progress(done, len(self.tasks))
-                    if row is not None:
-                        rows.append(row)
-                    if len(rows) >= self.batch_rows:
-                        yield pa.RecordBatch.from_pylist(rows, schema=schema)
-                        rows = []
+                    yield pending.popleft().result()
             except BaseException:
                 for future in pending:
                     future.cancel()
                 raise
-            finally:
-                self.seconds = time.perf_counter() - started
-        if rows:
-            yield pa.RecordBatch.from_pylist(rows, schema=schema)
-        self.seconds = time.perf_counter() - started
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """Record batches of up to batch_rows sites, in site_key order."""
+        schema = site_images_schema(self.channels)
+        started = time.perf_counter()
+        rows: list[dict] = []
+        try:
+            for done, outcome in enumerate(self._outcomes(), start=1):
+                row = self._account(outcome)
+                if self.progress:
+                    self.progress(done, len(self.tasks))
+                if row is not None:
+                    rows.append(row)
+                if len(rows) >= self.batch_rows:
+                    yield pa.RecordBatch.from_pylist(rows, schema=schema)
+                    rows = []
+            if rows:
+                yield pa.RecordBatch.from_pylist(rows, schema=schema)
+        finally:
+            self.seconds = time.perf_counter() - started
 
 
 def process_sites(

@@ -213,13 +213,8 @@ class LocalStore(ObjectStore):
 
     def write_bytes(self, key: str, data: bytes) -> str:
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = self._temp_copy(path, data)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -228,13 +223,21 @@ class LocalStore(ObjectStore):
         self._count()
         return str(path)
 
-    def create_exclusive(self, key: str, data: bytes) -> bool:
-        path = self.path(key)
+    @staticmethod
+    def _temp_copy(path: Path, data: bytes) -> str:
+        """The data in a synced temp file beside `path` (renamed or linked into place after)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return tmp
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        path = self.path(key)
+        tmp = self._temp_copy(path, data)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
             os.link(tmp, path)  # atomic, and fails if the key exists: never seen half-written
         except FileExistsError:
             return False
