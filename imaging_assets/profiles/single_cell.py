@@ -177,52 +177,72 @@ def cell_profiles_schema_from_sqlite(path: str | Path, file: str | None = None) 
         return cell_profiles_schema(inspect_backend(db, file or str(path)))
 
 
-def _first(row: dict, *names: str) -> str | None:
-    for name in names:
-        if row.get(name) not in (None, ""):
-            return str(row[name])
-    return None
+def _column(values: tuple, type_: pa.DataType, name: str, file: str) -> pa.Array:
+    """One column, typed; CellProfiler backends sometimes store numbers as TEXT."""
+    if type_ == pa.string():
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+    try:
+        return pa.array(values, type_)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        text = pa.array([None if v in (None, "") else str(v) for v in values], pa.string())
+        try:
+            return text.cast(pa.float64()).cast(type_) if type_ == pa.int64() else text.cast(type_)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+            raise InputError(
+                file, "a value is not numeric", column=name, expected=str(type_)
+            ) from error
+
+
+def _site_text(value) -> str | None:
+    if value in (None, ""):
+        return None
+    text = str(value)
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _batch(
     rows: list[tuple], names: list[str], schema: pa.Schema, keys: dict, file: str
 ) -> pa.RecordBatch:
-    columns: dict[str, list] = {f.name: [] for f in schema}
-    for values in rows:
-        row = dict(zip(names, values, strict=True))
-        well = _first(row, "Image_Metadata_Well")
-        site = _first(row, "Image_Metadata_Site")
-        if well is None or site is None:
-            raise InputError(
-                file,
-                f"image {row['__image']} has no well or site",
-                column="Image_Metadata_Well / Image_Metadata_Site",
-            )
-        if site.endswith(".0"):
-            site = site[:-2]
-        site_key = SEPARATOR.join((keys["source"], keys["plate"], well, site))
-        object_number = int(float(row["__object"]))
-        columns["cell_id"].append(f"{site_key}{SEPARATOR}{object_number}")
-        columns["site_key"].append(site_key)
-        for key in ("source", "batch", "plate"):
-            columns[key].append(keys[key])
-        columns["well"].append(well)
-        columns["site"].append(site)
-        columns["image_number"].append(int(float(row["__image"])))
-        columns["object_number"].append(object_number)
-        for field in schema:
-            if field.name in row:
-                value = row[field.name]
-                if value is not None and field.type == pa.string():
-                    value = str(value)
-                elif value in ("", None):
-                    value = None
-                elif field.type == pa.int64():
-                    value = int(float(value))
-                else:
-                    value = float(value)
-                columns[field.name].append(value)
-    return pa.RecordBatch.from_pydict(columns, schema=schema)
+    """Rows of the joined query to a record batch, column by column (no per-row dicts)."""
+    by_name = dict(zip(names, zip(*rows, strict=True), strict=True))
+    wells = [None if v in (None, "") else str(v) for v in by_name.get("Image_Metadata_Well", ())]
+    sites = [_site_text(v) for v in by_name.get("Image_Metadata_Site", ())]
+    images = [int(float(v)) for v in by_name["__image"]]
+    objects = [int(float(v)) for v in by_name["__object"]]
+    if len(wells) != len(rows) or len(sites) != len(rows) or None in wells or None in sites:
+        bad = next(
+            (
+                i
+                for i in range(len(rows))
+                if i >= len(wells) or wells[i] is None or sites[i] is None
+            ),
+            0,
+        )
+        raise InputError(
+            file,
+            f"image {images[bad]} has no well or site",
+            column="Image_Metadata_Well / Image_Metadata_Site",
+        )
+    prefix = f"{keys['source']}{SEPARATOR}{keys['plate']}{SEPARATOR}"
+    site_keys = [f"{prefix}{w}{SEPARATOR}{s}" for w, s in zip(wells, sites, strict=True)]
+    n = len(rows)
+    columns: dict[str, pa.Array] = {
+        "cell_id": pa.array(
+            [f"{k}{SEPARATOR}{o}" for k, o in zip(site_keys, objects, strict=True)]
+        ),
+        "site_key": pa.array(site_keys),
+        "source": pa.array([keys["source"]] * n, pa.string()),
+        "batch": pa.array([keys["batch"]] * n, pa.string()),
+        "plate": pa.array([keys["plate"]] * n, pa.string()),
+        "well": pa.array(wells, pa.string()),
+        "site": pa.array(sites, pa.string()),
+        "image_number": pa.array(images, pa.int64()),
+        "object_number": pa.array(objects, pa.int64()),
+    }
+    for field in schema:
+        if field.name not in columns:
+            columns[field.name] = _column(by_name[field.name], field.type, field.name, file)
+    return pa.RecordBatch.from_arrays([columns[f.name] for f in schema], schema=schema)
 
 
 def _iter_from_connection(
