@@ -122,6 +122,7 @@ LOAD_DATA_SCHEMA = pa.schema(
         "illum_uri",
         "site_key",
     )
+    + [pa.field("frame", pa.int32())]  # page of a multi-page TIFF (LoadData's Frame_Orig{Ch})
 )
 
 # --- site_images, failed_images (imaging_assets.images) -----------------------------------------

@@ -113,7 +113,7 @@ class PlateResult:
         except MissingObjectError as error:
             raise _ImageFailure("missing", source.uri, source.channel, str(error)) from error
         try:
-            image = decode_tiff(fetched.data, source=source.uri)
+            image = decode_tiff(fetched.data, page=source.frame, source=source.uri)
         except ImageDecodeError as error:
             raise _ImageFailure(error.kind, source.uri, source.channel, str(error)) from error
         if self.expected_shape and image.shape != tuple(self.expected_shape):

@@ -14,6 +14,7 @@ class ChannelSource:
     channel: str
     uri: str
     illum_uri: str | None
+    frame: int = 0  # page of a multi-page TIFF
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def site_tasks_from_table(table: pa.Table, channels: list[str] | tuple[str, ...]
     for row in table.to_pylist():
         entry = by_site.setdefault(row["site_key"], {"row": row, "channels": {}})
         entry["channels"][row["channel"]] = ChannelSource(
-            row["channel"], row["uri"], row.get("illum_uri")
+            row["channel"], row["uri"], row.get("illum_uri"), int(row.get("frame") or 0)
         )
     tasks = []
     for key in sorted(by_site):

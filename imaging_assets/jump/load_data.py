@@ -83,6 +83,26 @@ def _uri_column(table: pa.Table, kind: str, channel: str, style: str) -> pa.Chun
     return None
 
 
+def _frame_column(table: pa.Table, channel: str, file: str) -> pa.ChunkedArray:
+    """The TIFF page of each image: LoadData's Frame_Orig{Ch} when present, else the first (0)."""
+    column = f"Frame_Orig{channel}"
+    if column not in table.column_names:
+        return pa.chunked_array([pa.array([0] * table.num_rows, pa.int32())])
+    values = pc.fill_null(table[column], "0")
+    try:
+        return values.cast(pa.int32())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+        bad = next(i for i, v in enumerate(values.to_pylist()) if not str(v).strip().isdigit())
+        raise InputError(
+            file,
+            "frame is not a page number",
+            column=column,
+            row=bad + 1,
+            expected="an integer >= 0",
+            got=values[bad].as_py(),
+        ) from error
+
+
 def _constant_or_column(
     table: pa.Table, column: str, given: str | None, file: str
 ) -> pa.ChunkedArray:
@@ -142,6 +162,7 @@ def normalize_load_data(
         if row is not None:
             column = f"URL_Orig{channel}" if style == "url" else f"FileName_Orig{channel}"
             raise InputError(file, "empty image location", column=column, row=row)
+        frame = _frame_column(table, channel, file)
         illum = _uri_column(table, "Illum", channel, style)
         if illum is None:
             illum = pa.chunked_array([pa.nulls(table.num_rows, pa.string())])
@@ -157,6 +178,7 @@ def normalize_load_data(
                     "uri": uri,
                     "illum_uri": illum,
                     "site_key": site_keys,
+                    "frame": frame,
                 },
                 schema=LOAD_DATA_SCHEMA,
             )

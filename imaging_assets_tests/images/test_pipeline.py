@@ -181,3 +181,23 @@ def test_a_site_missing_a_channel_is_an_error(tmp_path):
     only_dna = table.filter(pa.compute.equal(table["channel"], "DNA"))
     with pytest.raises(ValueError, match="RNA"):
         site_tasks_from_table(only_dna, CHANNELS)
+
+
+def test_the_frame_named_by_load_data_is_the_page_decoded(tmp_path):
+    table = _plate(tmp_path, sites=1)
+    stack = tmp_path / "stack.tiff"
+    pages = [np.full((64, 64), value, np.uint16) for value in (100, 200, 300)]
+    sink = io.BytesIO()
+    with tifffile.TiffWriter(sink) as writer:
+        for page in pages:
+            writer.write(page, compression="lzw")
+    stack.write_bytes(sink.getvalue())
+    rows = table.to_pylist()
+    for row in rows:
+        row["uri"], row["frame"] = str(stack), 2
+    tasks = site_tasks_from_table(pa.Table.from_pylist(rows), CHANNELS)
+    result = process_sites(
+        tasks, Reader(), recipe=get_recipe("raw"), channels=CHANNELS, workers=1, run_id="r"
+    )
+    row = pa.Table.from_batches(list(result.batches())).to_pylist()[0]
+    assert np.frombuffer(row["dna_pixels"], np.uint16).max() == 300

@@ -147,3 +147,17 @@ def test_parquet_metadata_integers_become_text():
     pq.write_table(table, sink)
     out = normalize_load_data(sink.getvalue(), "ld.parquet", "parquet")
     assert out["site"].to_pylist() == ["3"]
+
+
+def test_frames_of_multi_page_tiffs():
+    csv = (
+        "URL_OrigDNA,Frame_OrigDNA,Metadata_Source,Metadata_Batch,Metadata_Plate,Metadata_Well,Metadata_Site\n"
+        "s3://b/source_1/stack.tiff,2,source_1,b,P1,A01,1\n"
+        "s3://b/source_1/stack.tiff,,source_1,b,P1,A01,2\n"
+    )
+    table = normalize_load_data(csv.encode(), "ld.csv", "csv")
+    assert table["frame"].to_pylist() == [2, 0]
+    bad = csv.replace(",2,source_1", ",two,source_1")
+    with pytest.raises(InputError) as error:
+        normalize_load_data(bad.encode(), "ld.csv", "csv")
+    assert error.value.column == "Frame_OrigDNA" and error.value.row == 1
