@@ -209,3 +209,40 @@ def dataset_version(uri: str, storage_options: dict | None = None) -> int | None
 def count_rows(uri: str, filter: str | None = None, storage_options: dict | None = None) -> int:
     dataset = open_dataset(uri, storage_options)
     return 0 if dataset is None else dataset.count_rows(filter=filter)
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    action: str  # "created", "optimized", "current" or "skipped"
+    detail: str = ""
+
+
+def ensure_key_index(
+    uri: str,
+    column: str,
+    storage_options: dict | None = None,
+    *,
+    max_unindexed_rows: int = 20_000,
+) -> IndexReport:
+    """A BTREE index on the key column, so one site or cell is found in about a millisecond.
+
+    Created on first use, then brought up to date when more than `max_unindexed_rows` rows are
+    not covered (unindexed fragments are still scanned, so results stay correct in between). An
+    index commit that loses a race with a concurrent write is skipped, never an error: the index
+    only makes reads faster.
+    """
+    try:
+        dataset = lance.dataset(uri, storage_options=storage_options)
+        existing = [ix for ix in dataset.list_indices() if ix["fields"] == [column]]
+        if not existing:
+            if dataset.count_rows() == 0:
+                return IndexReport("skipped", "empty dataset")
+            dataset.create_scalar_index(column, "BTREE")
+            return IndexReport("created")
+        unindexed = dataset.stats.index_stats(existing[0]["name"])["num_unindexed_rows"]
+        if unindexed > max_unindexed_rows:
+            dataset.optimize.optimize_indices(index_names=[existing[0]["name"]])
+            return IndexReport("optimized", f"{unindexed} rows added to the index")
+        return IndexReport("current", f"{unindexed} rows not yet indexed")
+    except (OSError, ValueError, RuntimeError) as error:
+        return IndexReport("skipped", f"{type(error).__name__}: {error}")

@@ -138,3 +138,20 @@ def test_schema_mismatch_is_named_and_evolution_fills_nulls(tmp_path):
 
 def test_filters_quote_values():
     assert partition_filter_for("s", "O'Brien") == "source = 's' AND plate = 'O''Brien'"
+
+
+def test_key_index_is_created_then_kept_current(tmp_path):
+    from imaging_assets.lance_tables import ensure_key_index
+
+    uri = str(tmp_path / "d.lance")
+    ensure_dataset(uri, SCHEMA)
+    assert ensure_key_index(uri, "key").action == "skipped"  # nothing to index yet
+    _replace(uri, "P1", 5)
+    assert ensure_key_index(uri, "key").action == "created"
+    _replace(uri, "P2", 5)
+    assert ensure_key_index(uri, "key", max_unindexed_rows=100).action == "current"
+    assert ensure_key_index(uri, "key", max_unindexed_rows=1).action == "optimized"
+    dataset = lance.dataset(uri)
+    assert dataset.to_table(filter="key = 'P2-3'").num_rows == 1
+    _replace(uri, "P2", 2)  # a re-run with the index in place still replaces the plate
+    assert lance.dataset(uri).count_rows(filter="plate = 'P2'") == 2

@@ -205,6 +205,7 @@ def site_images(
             result.batches(),
             schema,
             key="site_key",
+            index_key=True,
         )
     except TooManyFailures as error:
         _write_failures(lake, result.failures_table(), context.partition_key, run_id)

@@ -25,10 +25,12 @@ def write_plate(
     *,
     key: str,
     evolve: bool = False,
+    index_key: bool = False,
 ) -> lance_tables.CommitResult:
-    """Replace the plate's rows of `<lake>/<dataset>.lance` with `batches` in one commit."""
+    """Replace the plate's rows of `<lake>/<dataset>.lance` with `batches` in one commit, then
+    (with `index_key`) keep a BTREE index on the key for fast lookups by site or cell."""
     with partition_lease(lake.store(), dataset, partition_key, run_id):
-        return lance_tables.replace_partition(
+        result = lance_tables.replace_partition(
             lake.dataset_uri(dataset),
             batches,
             schema,
@@ -38,3 +40,6 @@ def write_plate(
             properties={"dagster_run_id": run_id, "partition": partition_key},
             evolve=evolve,
         )
+    if index_key:
+        lance_tables.ensure_key_index(lake.dataset_uri(dataset), key, lake.storage_options())
+    return result

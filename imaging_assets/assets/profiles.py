@@ -172,6 +172,7 @@ def cell_profiles(
             batches(),
             schema,
             key="cell_id",
+            index_key=True,
             evolve=True,
         )
         digests = image_digests(sqlite_path, source=plate["source"], plate=plate["plate"])
@@ -323,6 +324,7 @@ def cell_crops(
         _crop_batches(images, cells, partition_filter, config, images.version, counted),
         schema,
         key="cell_id",
+        index_key=True,
     )
     seconds = time.perf_counter() - started
     context.log.info(f"{context.partition_key}: {counted['cells']:,} crops in {seconds:.2f} s")
