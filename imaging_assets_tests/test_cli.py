@@ -1,0 +1,64 @@
+"""The `imaging-assets` command line: sample writes a gallery and says what it wrote."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from imaging_assets import layout
+from imaging_assets.cli import build_parser
+
+
+def test_sample_command_writes_the_tiny_gallery(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "imaging_assets.cli",
+            "sample",
+            "--root",
+            str(tmp_path),
+            "--preset",
+            "tiny",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "5 imaged plates" in done.stdout
+    assert "images [" in done.stderr  # the progress bar
+    key = layout.load_data_csv_key("source_4", "2021_04_26_Batch1", "BR00117035")
+    assert (tmp_path / "cpg0016-jump" / key).exists()
+
+
+def test_unknown_preset_is_a_clear_error(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "imaging_assets.cli",
+            "sample",
+            "--root",
+            str(tmp_path),
+            "--preset",
+            "huge",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2
+    assert "unknown sample preset 'huge'" in done.stderr and "tiny" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_every_subcommand_has_help():
+    parser = build_parser()
+    for command in ("sample", "demo", "dev"):
+        assert (
+            parser.parse_args(
+                [command, "--root", "x"] if command == "sample" else [command]
+            ).command
+            == command
+        )
