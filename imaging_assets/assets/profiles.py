@@ -238,16 +238,21 @@ def _crop_batches(
     site_columns = ["site_key", "source", "plate", "well", "site", "recipe_name"]
     for c in channels:
         site_columns += [f"{c}_pixels", f"{c}_shape", f"{c}_dtype", f"{c}_crop_offset"]
+    # The plate's cell centres, read once (a few small columns), grouped by site in memory: one
+    # scan of cell_profiles per plate instead of one per site.
+    centres = cells.to_table(
+        columns=["site_key", "cell_id", "object_number", x_col, y_col], filter=partition_filter
+    ).sort_by("site_key")
+    site_keys = centres["site_key"].to_numpy(zero_copy_only=False)
     for site_batch in images.to_batches(
         columns=site_columns, filter=partition_filter, batch_size=4
     ):
         for site in site_batch.to_pylist():
-            cell_rows = cells.to_table(
-                columns=["cell_id", "object_number", x_col, y_col],
-                filter=pc.field("site_key") == site["site_key"],
-            )
-            if cell_rows.num_rows == 0:
+            start = int(np.searchsorted(site_keys, site["site_key"], side="left"))
+            stop = int(np.searchsorted(site_keys, site["site_key"], side="right"))
+            if stop == start:
                 continue
+            cell_rows = centres.slice(start, stop - start)
             first = channels[0]
             height, width = site[f"{first}_shape"]
             offset_y, offset_x = site[f"{first}_crop_offset"] or (0, 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import lance
+import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -138,3 +139,19 @@ def test_failures_over_tolerance_fail_the_run_and_leave_the_dataset(
         assert 0 < after.count_rows() < rows
         failed = lance.dataset(str(tmp_path / "lake" / "failed_images.lance")).to_table()
         assert sorted(failed["error_kind"].to_pylist()) == ["corrupt", "empty"]
+
+
+def test_crops_are_centred_on_their_cells(built):
+    from imaging_assets.read import open_lake
+
+    lake = open_lake(str(built["lake"]))
+    crops = lake.dataset("cell_crops").to_table(
+        columns=["cell_id", "site_key", "center_x", "center_y", "touches_border"]
+    )  # tiny images are smaller than a crop: every crop is padded, the centre still lines up
+    assert crops.num_rows > 0
+    row = crops.to_pylist()[0]
+    crop = lake.cell_crop(row["cell_id"])
+    site = lake.site(row["site_key"])
+    size = crop.shape[-1]
+    y, x = int(row["center_y"]), int(row["center_x"])
+    assert np.array_equal(crop[:, size // 2, size // 2], site.array[:, y, x])
