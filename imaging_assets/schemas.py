@@ -184,3 +184,32 @@ def failed_images_schema() -> pa.Schema:
 
 
 # --- profiles (imaging_assets.profiles) ---------------------------------------------------------
+
+CROP_SIZE_METADATA_KEY = b"imaging_assets:crop_size"
+
+
+def cell_crops_schema(channels: list[str] | tuple[str, ...], size: int) -> pa.Schema:
+    """One row per cell: keys, centre, border flag, one zstd-1 crop per channel, provenance.
+
+    Each {ch}_crop is the raw C-order bytes of one (size, size) plane in `dtype`; crop_shape is
+    [size, size].
+    site_images_version is the Lance version of site_images the pixels were read from.
+    """
+    fields = _fields("cell_id", "site_key", "source", "plate", "well", "site")
+    fields += [
+        pa.field("object_number", pa.int64()),
+        pa.field("center_x", _F),
+        pa.field("center_y", _F),
+        pa.field("touches_border", pa.bool_()),
+    ]
+    fields += [
+        pa.field(f"{channel_prefix(c)}_crop", pa.large_binary(), metadata=ZSTD_LEVEL_1)
+        for c in channels
+    ]
+    fields += [
+        pa.field("crop_shape", pa.list_(_I32)),
+        pa.field("dtype", _S),
+        pa.field("site_images_version", pa.int64()),
+        pa.field("recipe_name", _S),
+    ]
+    return pa.schema(fields, metadata={CROP_SIZE_METADATA_KEY: str(size).encode()})
