@@ -10,12 +10,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -220,3 +224,73 @@ class HttpServer:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class DagsterDev:
+    """`dagster dev` for this code location on a free loopback port, in its own process group,
+    with its output in a log file; stopped (SIGTERM, then SIGKILL) on exit."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, start_timeout_s: float = 180.0) -> None:
+        self.env = env
+        self.log_path = Path(log_path)
+        self.port = free_port()
+        self.start_timeout_s = start_timeout_s
+        self._process: subprocess.Popen | None = None
+
+    def __enter__(self) -> DagsterDev:
+        dagster = str(Path(sys.executable).with_name("dagster"))
+        with self.log_path.open("w") as log:
+            self._process = subprocess.Popen(
+                [
+                    dagster,
+                    "dev",
+                    "-m",
+                    "imaging_assets.definitions",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                ],
+                cwd=Path(__file__).resolve().parents[1],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + self.start_timeout_s
+        while True:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"dagster dev exited:\n{self.log_tail()}")
+            try:
+                self.graphql("{ version }")
+                return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.__exit__(None, None, None)
+                    raise RuntimeError(
+                        f"dagster dev not serving after {self.start_timeout_s} s:\n{self.log_tail()}"
+                    ) from None
+                time.sleep(1)
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/graphql",
+            data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)["data"]
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+    def __exit__(self, *exc) -> None:
+        if self._process is None:
+            return
+        os.killpg(self._process.pid, signal.SIGTERM)
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait()
+        self._process = None

@@ -8,13 +8,10 @@ executed by the daemon, one run per plate.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import lance
@@ -26,7 +23,7 @@ from imaging_assets.resources.s3 import S3Settings
 from imaging_assets.resources.stores import S3Store
 from imaging_assets.sample import generate_gallery
 from imaging_assets_tests.conftest import PROJECT_ROOT
-from imaging_assets_tests.servers import free_port
+from imaging_assets_tests.servers import DagsterDev
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 PLATE_ASSETS = [
@@ -53,16 +50,6 @@ query Status($id: String!) {
     ... on PythonError { message }
   }
 }"""
-
-
-def _graphql(port: int, query: str, variables: dict) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query, "variables": variables}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.load(response)["data"]
 
 
 def test_backfill_of_every_sample_plate_on_s3(tmp_path, s3_server, s3_bucket, monkeypatch):
@@ -114,54 +101,23 @@ def test_backfill_of_every_sample_plate_on_s3(tmp_path, s3_server, s3_bucket, mo
         plates = sorted(instance.get_dynamic_partitions(PLATES_PARTITIONS_NAME))
     assert len(plates) == len(gallery.plates)
 
-    port = free_port()
-    log = (tmp_path / "dagster_dev.log").open("w")
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("dagster")),
-            "dev",
-            "-m",
-            "imaging_assets.definitions",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                result = _graphql(
-                    port,
-                    LAUNCH,
-                    {
-                        "params": {
-                            "assetSelection": [{"path": [name]} for name in PLATE_ASSETS],
-                            "partitionNames": plates,
-                            "title": "all sample plates",
-                        }
-                    },
-                )
-                break
-            except OSError:
-                assert time.monotonic() < deadline, (tmp_path / "dagster_dev.log").read_text()[
-                    -3000:
-                ]
-                time.sleep(1)
-        launched = result["launchPartitionBackfill"]
+    with DagsterDev(env, tmp_path / "dagster_dev.log") as dev:
+        launched = dev.graphql(
+            LAUNCH,
+            {
+                "params": {
+                    "assetSelection": [{"path": [name]} for name in PLATE_ASSETS],
+                    "partitionNames": plates,
+                    "title": "all sample plates",
+                }
+            },
+        )["launchPartitionBackfill"]
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
         deadline = time.monotonic() + 420
         status = None
         while time.monotonic() < deadline:
-            status = _graphql(port, STATUS, {"id": launched["backfillId"]})[
-                "partitionBackfillOrError"
-            ]["status"]
+            answer = dev.graphql(STATUS, {"id": launched["backfillId"]})
+            status = answer["partitionBackfillOrError"]["status"]
             if status in (
                 "COMPLETED",
                 "COMPLETED_SUCCESS",
@@ -171,17 +127,7 @@ def test_backfill_of_every_sample_plate_on_s3(tmp_path, s3_server, s3_bucket, mo
             ):
                 break
             time.sleep(2)
-        assert status in ("COMPLETED", "COMPLETED_SUCCESS"), (
-            status,
-            (tmp_path / "dagster_dev.log").read_text()[-4000:],
-        )
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
+        assert status in ("COMPLETED", "COMPLETED_SUCCESS"), (status, dev.log_tail())
 
     images = lance.dataset(
         f"s3://{s3_bucket}/lake/site_images.lance", storage_options=s3_server.storage_options()

@@ -9,22 +9,15 @@ from imaging_assets import layout
 from imaging_assets.cli import build_parser
 
 
-def test_sample_command_writes_the_tiny_gallery(tmp_path):
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "imaging_assets.cli",
-            "sample",
-            "--root",
-            str(tmp_path),
-            "--preset",
-            "tiny",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+def _sample(root, preset: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "imaging_assets.cli", "sample", "--root", str(root)]
+    return subprocess.run(
+        [*command, "--preset", preset], capture_output=True, text=True, timeout=300
     )
+
+
+def test_sample_command_writes_the_tiny_gallery(tmp_path):
+    done = _sample(tmp_path, "tiny")
     assert done.returncode == 0, done.stderr
     assert "5 imaged plates" in done.stdout
     assert "images [" in done.stderr  # the progress bar
@@ -33,21 +26,7 @@ def test_sample_command_writes_the_tiny_gallery(tmp_path):
 
 
 def test_unknown_preset_is_a_clear_error(tmp_path):
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "imaging_assets.cli",
-            "sample",
-            "--root",
-            str(tmp_path),
-            "--preset",
-            "huge",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _sample(tmp_path, "huge")
     assert done.returncode == 2
     assert "unknown sample preset 'huge'" in done.stderr and "tiny" in done.stderr
     assert "Traceback" not in done.stderr

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from imaging_assets_tests.conftest import PROJECT_ROOT
+from imaging_assets_tests.servers import DagsterDev
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 EXPECTED_ASSETS = {"jump_plates", "well_metadata", "plate_index", "load_data", "site_images"}
@@ -39,54 +35,9 @@ def test_definitions_validate(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _asset_keys(port: int) -> set[str]:
-    query = json.dumps({"query": "{ assetNodes { assetKey { path } } }"}).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=query,
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        nodes = json.load(response)["data"]["assetNodes"]
-    return {"/".join(node["assetKey"]["path"]) for node in nodes}
-
-
 @pytest.mark.slow
 def test_dagster_dev_serves_the_asset_graph(tmp_path):
-    port = _free_port()
-    log = (tmp_path / "dagster_dev.log").open("w")
-    process = subprocess.Popen(
-        [DAGSTER, "dev", "-m", "imaging_assets.definitions", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=PROJECT_ROOT,
-        env=_env(tmp_path),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 180
-        keys: set[str] = set()
-        while time.monotonic() < deadline:
-            assert process.poll() is None, (tmp_path / "dagster_dev.log").read_text()[-3000:]
-            try:
-                keys = _asset_keys(port)
-                if keys:
-                    break
-            except (OSError, KeyError, ValueError):
-                pass
-            time.sleep(1)
-        assert keys >= EXPECTED_ASSETS, (keys, (tmp_path / "dagster_dev.log").read_text()[-3000:])
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
+    with DagsterDev(_env(tmp_path), tmp_path / "dagster_dev.log") as dev:
+        nodes = dev.graphql("{ assetNodes { assetKey { path } } }")["assetNodes"]
+        keys = {"/".join(node["assetKey"]["path"]) for node in nodes}
+        assert keys >= EXPECTED_ASSETS, (keys, dev.log_tail())
