@@ -109,6 +109,8 @@ def test_backfill_of_every_sample_plate_on_s3(tmp_path, s3_server, s3_bucket, mo
                     "assetSelection": [{"path": [name]} for name in PLATE_ASSETS],
                     "partitionNames": plates,
                     "title": "all sample plates",
+                    # one process per run: on a 2-core test machine a subprocess per step is slow
+                    "runConfigData": {"execution": {"config": {"in_process": {}}}},
                 }
             },
         )["launchPartitionBackfill"]
