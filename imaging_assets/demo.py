@@ -159,6 +159,8 @@ def summarize_lake(lake: Path) -> list[tuple[str, int, str]]:
     if not lake.exists():
         return outputs
     for entry in sorted(lake.iterdir()):
+        if entry.name.startswith(("_", ".")):  # bookkeeping such as partition leases
+            continue
         if entry.suffix == ".lance":
             rows = lance.dataset(str(entry)).count_rows()
             outputs.append((entry.stem, rows, str(entry)))
