@@ -155,3 +155,42 @@ def test_crops_are_centred_on_their_cells(built):
     size = crop.shape[-1]
     y, x = int(row["center_y"]), int(row["center_x"])
     assert np.array_equal(crop[:, size // 2, size // 2], site.array[:, y, x])
+
+
+def test_a_plate_found_before_the_plate_table_lists_it(gallery, tmp_path):
+    """The sensor's case: the run carries the batch; load data is found by listing; the plate
+    type is UNKNOWN, so nothing is sampled until the metadata lands."""
+    import gzip
+
+    from dagster import materialize
+
+    from imaging_assets.assets import ALL_ASSETS
+    from imaging_assets.partitions import PLATES_PARTITIONS_NAME
+
+    root = tmp_path / "gallery"
+    shutil.copytree(gallery.root, root)
+    for table in ("plate.csv.gz", "well.csv.gz"):  # the metadata has not caught up yet
+        path = root / "metadata" / table
+        rows = gzip.decompress(path.read_bytes()).decode().splitlines()
+        kept = [row for row in rows if "BR00117035" not in row]
+        path.write_bytes(gzip.compress(("\n".join(kept) + "\n").encode()))
+    resources = pipeline_resources(
+        str(root / "cpg0016-jump"), str(root / "metadata"), str(tmp_path / "lake")
+    )
+    with instance_for_test() as instance:
+        materialize_metadata(instance, resources)
+        assert "source_4__BR00117035" not in plate_partitions(instance)
+        instance.add_dynamic_partitions(PLATES_PARTITIONS_NAME, ["source_4__BR00117035"])
+        result = materialize(
+            ALL_ASSETS,
+            selection=["load_data", "sampled_sites"],
+            partition_key="source_4__BR00117035",
+            instance=instance,
+            resources=resources,
+            tags={"imaging_assets/batch": "2021_04_26_Batch1"},
+        )
+        assert result.success
+    load_data = pq.read_table(tmp_path / "lake" / "load_data" / "source_4__BR00117035.parquet")
+    assert load_data.num_rows > 0 and set(load_data["batch"].to_pylist()) == {"2021_04_26_Batch1"}
+    sampled = pq.read_table(tmp_path / "lake" / "sampled_sites" / "source_4__BR00117035.parquet")
+    assert sampled.num_rows == 0
