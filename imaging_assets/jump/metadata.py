@@ -6,8 +6,8 @@ with the file, column and row, instead of flowing downstream as nulls.
 
 from __future__ import annotations
 
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from imaging_assets.errors import InputError
 from imaging_assets.jump.csv import decompress, header, read_typed_csv
@@ -71,10 +71,20 @@ def read_metadata_table(name: str, data: bytes, file: str) -> pa.Table:
     return table.select(expected.names + extra)
 
 
-def _frame(table: pa.Table | None, columns: list[str]) -> pd.DataFrame:
+def _first_per_key(table: pa.Table | None, columns: list[str], names: list[str]) -> pa.Table:
+    """The first row per key (the first column), selected and renamed; empty when absent."""
     if table is None:
-        return pd.DataFrame({c: pd.Series(dtype="string") for c in columns})
-    return table.select(columns).to_pandas(types_mapper=pd.ArrowDtype).drop_duplicates(columns[0])
+        return pa.table({name: pa.array([], pa.string()) for name in names})
+    selected = table.select(columns).rename_columns(names)
+    key, rest = names[0], names[1:]
+    grouped = selected.group_by(key, use_threads=False).aggregate([(n, "first") for n in rest])
+    return pa.table({key: grouped[key], **{n: grouped[f"{n}_first"] for n in rest}})
+
+
+def _ids(table: pa.Table | None) -> pa.Array:
+    if table is None:
+        return pa.array([], pa.string())
+    return pc.unique(table["Metadata_JCP2022"].combine_chunks())
 
 
 def well_metadata(
@@ -89,68 +99,79 @@ def well_metadata(
 
     control_role comes only from perturbation_control (poscon / negcon / empty); any other
     perturbation is "trt", a well without a JCP2022 id has no role. Modality is the table the id is
-    found in, else the plate type's, else "unknown". Columns are chosen explicitly: no _x/_y.
+    found in, else the plate type's, else "unknown". Arrow joins on renamed, selected columns, so
+    no _x/_y columns can appear; about a second for JUMP's 1.1M wells.
     """
-    well_frame = wells.select(
+    table = wells.select(
         ["Metadata_Source", "Metadata_Plate", "Metadata_Well", "Metadata_JCP2022"]
-    ).to_pandas(types_mapper=pd.ArrowDtype)
-    plate_frame = (
-        plates.select(["Metadata_Plate", "Metadata_Batch", "Metadata_PlateType"])
-        .to_pandas(types_mapper=pd.ArrowDtype)
-        .drop_duplicates("Metadata_Plate")
+    ).rename_columns(["source", "plate", "well", "jcp2022"])
+    plate_table = _first_per_key(
+        plates,
+        ["Metadata_Plate", "Metadata_Batch", "Metadata_PlateType"],
+        ["plate", "batch", "plate_type"],
     )
-    unknown = ~well_frame["Metadata_Plate"].isin(plate_frame["Metadata_Plate"])
-    if unknown.any():
-        first = well_frame[unknown].iloc[0]
+    unknown = pc.invert(pc.is_in(table["plate"], plate_table["plate"]))
+    if pc.any(unknown).as_py():
+        row = int(pc.index(unknown, True).as_py())
         raise InputError(
             "well.csv.gz",
-            f"well {first['Metadata_Well']} names plate {first['Metadata_Plate']}, which the plate "
-            "table does not list",
+            f"well {table['well'][row].as_py()} names plate {table['plate'][row].as_py()}, which "
+            "the plate table does not list",
             column="Metadata_Plate",
-            row=int(unknown.to_numpy().nonzero()[0][0]) + 1,
-            got=str(first["Metadata_Plate"]),
+            row=row + 1,
+            got=table["plate"][row].as_py(),
         )
-    frame = well_frame.merge(plate_frame, on="Metadata_Plate", how="left", validate="many_to_one")
-
-    controls = _frame(
-        perturbation_control, ["Metadata_JCP2022", "Metadata_pert_type", "Metadata_Name"]
+    table = table.join(plate_table, "plate", join_type="left outer")
+    controls = _first_per_key(
+        perturbation_control,
+        ["Metadata_JCP2022", "Metadata_pert_type", "Metadata_Name"],
+        ["jcp2022", "pert_type", "control_name"],
     )
-    frame = frame.merge(controls, on="Metadata_JCP2022", how="left", validate="many_to_one")
-    compound = _frame(compounds, ["Metadata_JCP2022", "Metadata_InChIKey"])
-    frame = frame.merge(compound, on="Metadata_JCP2022", how="left", validate="many_to_one")
-    symbols = pd.concat(
+    table = table.join(controls, "jcp2022", join_type="left outer")
+    table = table.join(
+        _first_per_key(
+            compounds, ["Metadata_JCP2022", "Metadata_InChIKey"], ["jcp2022", "inchikey"]
+        ),
+        "jcp2022",
+        join_type="left outer",
+    )
+    symbols = pa.concat_tables(
         [
-            _frame(orfs, ["Metadata_JCP2022", "Metadata_Symbol"]),
-            _frame(crisprs, ["Metadata_JCP2022", "Metadata_Symbol"]),
+            _first_per_key(orfs, ["Metadata_JCP2022", "Metadata_Symbol"], ["jcp2022", "symbol"]),
+            _first_per_key(crisprs, ["Metadata_JCP2022", "Metadata_Symbol"], ["jcp2022", "symbol"]),
         ]
-    ).drop_duplicates("Metadata_JCP2022")
-    frame = frame.merge(symbols, on="Metadata_JCP2022", how="left", validate="many_to_one")
+    )
+    table = table.join(
+        _first_per_key(symbols, ["jcp2022", "symbol"], ["jcp2022", "symbol"]),
+        "jcp2022",
+        join_type="left outer",
+    )
 
-    jcp = frame["Metadata_JCP2022"]
-    by_plate_type = frame["Metadata_PlateType"].map(MODALITY_BY_PLATE_TYPE).fillna("unknown")
-    modality = by_plate_type.astype(object)
-    for label, table in (("compound", compounds), ("orf", orfs), ("crispr", crisprs)):
-        if table is not None:
-            ids = set(table["Metadata_JCP2022"].to_pylist())
-            modality = modality.where(~jcp.isin(ids).fillna(False).astype(bool), label)
-    role = frame["Metadata_pert_type"].astype(object)
-    role = role.where(role.isin(CONTROL_ROLES), "trt")
-    role = role.where(jcp.notna(), None)
-
+    jcp = table["jcp2022"]
+    types = pa.array(list(MODALITY_BY_PLATE_TYPE))
+    labels = pa.array(list(MODALITY_BY_PLATE_TYPE.values()))
+    modality = pc.fill_null(pc.take(labels, pc.index_in(table["plate_type"], types)), "unknown")
+    for label, source in (("compound", compounds), ("orf", orfs), ("crispr", crisprs)):
+        if source is not None:
+            found = pc.fill_null(pc.is_in(jcp, _ids(source)), False)
+            modality = pc.if_else(found, label, modality)
+    pert_type = table["pert_type"]
+    is_control = pc.fill_null(pc.is_in(pert_type, pa.array(CONTROL_ROLES)), False)
+    role = pc.if_else(is_control, pert_type, "trt")
+    role = pc.if_else(pc.is_null(jcp), pa.scalar(None, pa.string()), role)
     result = pa.table(
         {
-            "source": frame["Metadata_Source"].astype(object),
-            "batch": frame["Metadata_Batch"].astype(object),
-            "plate": frame["Metadata_Plate"].astype(object),
-            "well": frame["Metadata_Well"].astype(object),
-            "plate_type": frame["Metadata_PlateType"].astype(object),
-            "jcp2022": jcp.astype(object),
-            "modality": modality.astype(object),
+            "source": table["source"],
+            "batch": table["batch"],
+            "plate": table["plate"],
+            "well": table["well"],
+            "plate_type": table["plate_type"],
+            "jcp2022": jcp,
+            "modality": modality,
             "control_role": role,
-            "control_name": frame["Metadata_Name"].astype(object),
-            "symbol": frame["Metadata_Symbol"].astype(object),
-            "inchikey": frame["Metadata_InChIKey"].astype(object),
-        },
-        schema=WELL_METADATA_SCHEMA,
-    )
+            "control_name": table["control_name"],
+            "symbol": table["symbol"],
+            "inchikey": table["inchikey"],
+        }
+    ).cast(WELL_METADATA_SCHEMA)
     return result.sort_by([("source", "ascending"), ("plate", "ascending"), ("well", "ascending")])

@@ -6,6 +6,16 @@ by Cytoplasm_Parent_Nuclei. The "cell" row is the Cytoplasm object when that tab
 Cells, else Nuclei; compartments that are absent are simply not joined. Rows are read in ImageNumber
 order with one SQL cursor and cut into record batches of whole images, so memory is bounded by a
 batch of images whatever the size of the file. Feature columns keep their compartment prefix.
+Like pycytominer, only the Image table's metadata (and here its MD5 digests) ride on each cell.
+
+Why one ordered cursor rather than `WHERE ImageNumber IN (...)` per chunk: backends rarely carry
+indexes and are opened read-only, so every chunk query would rescan the object tables (hundreds
+of full scans per plate); one pass lets SQLite build its automatic indexes and sort once, spilling
+to its temp files. Measured on a synthetic Per_ backend, 3 compartments x 40 features, 300 cells
+per image, 16 images per batch (2 CPUs): 200 images (60k cells, 73 MB) at 29k cells/s, 800
+images (240k cells, 295 MB) at 31k cells/s; peak RSS growth 99 MB vs 100 MB and tracemalloc peak
+59 MB vs 60 MB (42 MB at 4 images per batch): bounded by the batch, not the plate. The cost is
+time to the first batch, which grows with the plate (0.8 s vs 2.2 s).
 """
 
 from __future__ import annotations
@@ -89,9 +99,11 @@ def inspect_backend(db: sqlite3.Connection, file: str) -> BackendLayout:
 def _image_metadata_columns(columns: list[str]) -> list[str]:
     """Image columns every cell row carries: metadata, and the raw files' MD5 digests (the way
     back from a cell to the raw objects it was measured on)."""
-    return [
+    wanted = [
         c for c in columns if c.startswith(("Image_Metadata_", "Metadata_", "Image_MD5Digest_Orig"))
     ]
+    # Both Metadata_Well and Image_Metadata_Well would become one output name: keep the latter.
+    return [c for c in wanted if c.startswith("Image_") or f"Image_{c}" not in wanted]
 
 
 def _metadata_name(column: str) -> str:
@@ -222,6 +234,15 @@ def _batch(
             file,
             f"image {images[bad]} has no well or site",
             column="Image_Metadata_Well / Image_Metadata_Site",
+        )
+    plates = {str(v) for v in by_name.get("Image_Metadata_Plate", ()) if v not in (None, "")}
+    if plates - {keys["plate"]}:
+        raise InputError(
+            file,
+            "cells of another plate",
+            column="Image_Metadata_Plate",
+            expected=keys["plate"],
+            got=sorted(plates),
         )
     prefix = f"{keys['source']}{SEPARATOR}{keys['plate']}{SEPARATOR}"
     site_keys = [f"{prefix}{w}{SEPARATOR}{s}" for w, s in zip(wells, sites, strict=True)]
