@@ -5,7 +5,9 @@ from __future__ import annotations
 import sqlite3
 
 import pyarrow as pa
+import pytest
 
+from imaging_assets.errors import InputError
 from imaging_assets.profiles import (
     cell_profiles_schema_from_sqlite,
     iter_cell_profiles,
@@ -136,3 +138,10 @@ def test_csv_exports_give_the_same_rows(tmp_path):
     )
     columns = ["cell_id", "Cells_AreaShape_Area", "Nuclei_AreaShape_Area", "Image_Metadata_Site"]
     assert from_csv.select(columns).equals(from_sqlite.select(columns))
+
+
+def test_cells_of_another_plate_name_file_and_value(real_fixtures):
+    path = real_fixtures / "cpg0016_BR00126114" / "test_BR00126114.sqlite"
+    with pytest.raises(InputError, match="BR00126114") as error:
+        list(iter_cell_profiles(path, "backend.sqlite", source="s", batch="b", plate="OTHER"))
+    assert "backend.sqlite" in str(error.value) and "Image_Metadata_Plate" in str(error.value)
