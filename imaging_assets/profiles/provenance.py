@@ -13,12 +13,20 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from imaging_assets.errors import InputError
 from imaging_assets.keys import SEPARATOR
 from imaging_assets.profiles.single_cell import _connect, inspect_backend
 from imaging_assets.schemas import channel_prefix
 
 DIGEST = re.compile(r"^Image_MD5Digest_Orig(?P<channel>.+)$")
 STATUSES = ("verified", "contradicted", "unknown")
+
+
+def _first(names: list[str], candidates: tuple[str, ...], file: str) -> str:
+    for candidate in candidates:
+        if candidate in names:
+            return candidate
+    raise InputError(file, "missing column", column=" or ".join(candidates))
 
 
 def _site(value) -> str:
@@ -32,8 +40,8 @@ def image_digests(path: str | Path, *, source: str, plate: str | None = None) ->
         layout = inspect_backend(db, str(path))
         columns = layout.columns[layout.image_table]
         digests = [c for c in columns if DIGEST.match(c)]
-        well = next(c for c in ("Image_Metadata_Well", "Metadata_Well") if c in columns)
-        site = next(c for c in ("Image_Metadata_Site", "Metadata_Site") if c in columns)
+        well = _first(columns, ("Image_Metadata_Well", "Metadata_Well"), str(path))
+        site = _first(columns, ("Image_Metadata_Site", "Metadata_Site"), str(path))
         plate_col = next(
             (c for c in ("Image_Metadata_Plate", "Metadata_Plate") if c in columns), None
         )
@@ -42,7 +50,7 @@ def image_digests(path: str | Path, *, source: str, plate: str | None = None) ->
         try:
             rows = db.execute(f'SELECT {quoted} FROM "{layout.image_table}"').fetchall()
         except sqlite3.DatabaseError as error:
-            raise ValueError(f"{path}: cannot read image digests ({error})") from error
+            raise InputError(str(path), f"cannot read image digests ({error})") from error
     data: dict[str, list] = {"site_key": []} | {c: [] for c in digests}
     for row in rows:
         values = dict(zip(selected, row, strict=True))
@@ -59,9 +67,9 @@ def image_digests_from_merged(table: pa.Table, *, source: str) -> pa.Table:
     """The same from an already merged single-cell table (one row per cell, Image_* repeated)."""
     names = table.column_names
     digests = [c for c in names if DIGEST.match(c)]
-    plate = next(c for c in ("Metadata_Plate", "Image_Metadata_Plate") if c in names)
-    well = next(c for c in ("Metadata_Well", "Image_Metadata_Well") if c in names)
-    site = next(c for c in ("Metadata_Site", "Image_Metadata_Site") if c in names)
+    plate = _first(names, ("Metadata_Plate", "Image_Metadata_Plate"), "merged profiles")
+    well = _first(names, ("Metadata_Well", "Image_Metadata_Well"), "merged profiles")
+    site = _first(names, ("Metadata_Site", "Image_Metadata_Site"), "merged profiles")
     seen: dict[str, dict] = {}
     for row in table.select([plate, well, site, *digests]).to_pylist():
         key = SEPARATOR.join((source, str(row[plate]), str(row[well]), _site(row[site])))

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import sqlite3
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
+from imaging_assets.errors import InputError
 from imaging_assets.profiles import (
     digest_summary,
     image_digests,
@@ -73,8 +76,6 @@ def test_backend_without_digests_is_unknown(real_fixtures):
 
 
 def test_backend_digests_missing_values_are_null(tmp_path):
-    import sqlite3
-
     path = tmp_path / "b.sqlite"
     db = sqlite3.connect(path)
     db.execute(
@@ -98,3 +99,9 @@ def test_backend_digests_missing_values_are_null(tmp_path):
     )
     result = verify_digests(digests, site_images).to_pylist()[0]
     assert result["status"] == "verified" and result["channels_checked"] == "DNA"
+
+
+def test_merged_table_without_site_column_names_it():
+    table = pa.table({"Metadata_Plate": ["P"], "Metadata_Well": ["A01"]})
+    with pytest.raises(InputError, match="Metadata_Site"):
+        image_digests_from_merged(table, source="s")
