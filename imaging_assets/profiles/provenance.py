@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from imaging_assets.errors import InputError
 from imaging_assets.keys import SEPARATOR
-from imaging_assets.profiles.single_cell import _connect, inspect_backend
+from imaging_assets.profiles.single_cell import inspect_backend, open_backend
 from imaging_assets.schemas import channel_prefix
 
 DIGEST = re.compile(r"^Image_MD5Digest_Orig(?P<channel>.+)$")
@@ -34,9 +34,16 @@ def _site(value) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def image_digests(path: str | Path, *, source: str, plate: str | None = None) -> pa.Table:
-    """site_key and every Image_MD5Digest_Orig{Ch} of a backend SQLite's Image table."""
-    with _connect(Path(path)) as db:
+def image_digests(
+    sqlite: str | Path | sqlite3.Connection, *, source: str, plate: str | None = None
+) -> pa.Table:
+    """site_key and every Image_MD5Digest_Orig{Ch} of a backend SQLite's Image table.
+
+    Channels are discovered from the columns; an empty digest is null. `plate` overrides the
+    Image table's Metadata_Plate in the site_key.
+    """
+    path = sqlite if isinstance(sqlite, sqlite3.Connection) else Path(sqlite)
+    with open_backend(sqlite, str(path)) as db:
         layout = inspect_backend(db, str(path))
         columns = layout.columns[layout.image_table]
         digests = [c for c in columns if DIGEST.match(c)]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,25 @@ def _connect(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(
         f"file:{Path(path).resolve()}?mode=ro&immutable=1", uri=True, check_same_thread=False
     )
+
+
+@contextmanager
+def open_backend(
+    source: str | Path | sqlite3.Connection, file: str
+) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to a backend (closed after), or the caller's own (left open)."""
+    if isinstance(source, sqlite3.Connection):
+        yield source
+        return
+    try:
+        db = _connect(Path(source))
+        db.execute("SELECT 1 FROM sqlite_master").fetchall()
+    except sqlite3.DatabaseError as error:
+        raise InputError(file, f"not a readable SQLite file ({error})") from error
+    try:
+        yield db
+    finally:
+        db.close()
 
 
 def inspect_backend(db: sqlite3.Connection, file: str) -> BackendLayout:
@@ -183,10 +203,13 @@ def cell_profiles_schema(layout: BackendLayout) -> pa.Schema:
     )
 
 
-def cell_profiles_schema_from_sqlite(path: str | Path, file: str | None = None) -> pa.Schema:
+def cell_profiles_schema_from_sqlite(
+    path_or_sqlite: str | Path | sqlite3.Connection, file: str | None = None
+) -> pa.Schema:
     """The stable schema of a backend's cell rows, from its table definitions (not its data)."""
-    with _connect(Path(path)) as db:
-        return cell_profiles_schema(inspect_backend(db, file or str(path)))
+    file = file or str(path_or_sqlite)
+    with open_backend(path_or_sqlite, file) as db:
+        return cell_profiles_schema(inspect_backend(db, file))
 
 
 def _column(values: tuple, type_: pa.DataType, name: str, file: str) -> pa.Array:
@@ -290,7 +313,7 @@ def _iter_from_connection(
 
 
 def iter_cell_profiles(
-    path: str | Path,
+    path_or_sqlite: str | Path | sqlite3.Connection,
     file: str,
     *,
     source: str,
@@ -298,17 +321,15 @@ def iter_cell_profiles(
     plate: str,
     images_per_batch: int = 16,
 ) -> Iterator[pa.RecordBatch]:
-    """Record batches of joined cells from a backend SQLite, `images_per_batch` images at a time."""
+    """Record batches of joined cells from a backend SQLite, `images_per_batch` images at a time.
+
+    Takes a path (opened read-only and immutable) or an open sqlite3 connection (left open).
+    """
+    if images_per_batch < 1:
+        raise ValueError(f"images_per_batch must be at least 1, got {images_per_batch}")
     keys = {"source": source, "batch": batch, "plate": plate}
-    try:
-        db = _connect(Path(path))
-        db.execute("SELECT 1 FROM sqlite_master").fetchall()
-    except sqlite3.DatabaseError as error:
-        raise InputError(file, f"not a readable SQLite file ({error})") from error
-    try:
+    with open_backend(path_or_sqlite, file) as db:
         yield from _iter_from_connection(db, file, keys, images_per_batch)
-    finally:
-        db.close()
 
 
 def iter_cell_profiles_from_csv(
@@ -338,7 +359,8 @@ def iter_cell_profiles_from_csv(
             with path.open(newline="") as handle:
                 reader = csv.reader(handle)
                 header = next(reader)
-                db.execute(f'CREATE TABLE "{name}" ({", ".join(repr(c) for c in header)})')
+                columns = ", ".join('"' + c.replace('"', '""') + '"' for c in header)
+                db.execute(f'CREATE TABLE "{name}" ({columns})')
                 db.executemany(
                     f'INSERT INTO "{name}" VALUES ({", ".join("?" * len(header))})',
                     ([v if v != "" else None for v in row] for row in reader),

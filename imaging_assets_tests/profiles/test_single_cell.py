@@ -118,6 +118,13 @@ def test_streaming_cuts_batches_at_whole_images_with_one_schema(tmp_path):
     assert {b.schema for b in batches} == {cell_profiles_schema_from_sqlite(path)}
     again = _read(path, images_per_batch=4)
     assert again["cell_id"].to_pylist() == pa.Table.from_batches(batches)["cell_id"].to_pylist()
+    db = sqlite3.connect(path)  # an open connection works too, and is left open
+    from_db = pa.Table.from_batches(
+        list(iter_cell_profiles(db, "x", source="s", batch="b", plate="P", images_per_batch=3))
+    )
+    assert from_db.equals(pa.Table.from_batches(batches))
+    assert db.execute("SELECT count(*) FROM Per_Image").fetchone() == (10,)
+    db.close()
 
 
 def test_csv_exports_give_the_same_rows(tmp_path):
