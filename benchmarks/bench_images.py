@@ -130,23 +130,22 @@ def floor_arm(sites, workdir: Path) -> None:
             decode_tiff(data)
 
 
-def timed(function, *args, repeat: int) -> float:
-    """Median CPU seconds of the whole process (every thread, Lance's included): cost per core."""
+def _median(function, *args, repeat: int, clock) -> float:
     times = []
     for _ in range(repeat):
-        started = time.process_time()
+        started = clock()
         function(*args)
-        times.append(time.process_time() - started)
+        times.append(clock() - started)
     return statistics.median(times)
+
+
+def timed(function, *args, repeat: int) -> float:
+    """Median CPU seconds of the whole process (every thread, Lance's included): cost per core."""
+    return _median(function, *args, repeat=repeat, clock=time.process_time)
 
 
 def wall(function, *args, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        function(*args)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return _median(function, *args, repeat=repeat, clock=time.perf_counter)
 
 
 def size_of(path: Path) -> int:

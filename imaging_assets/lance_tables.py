@@ -48,18 +48,16 @@ def partition_filter_for(source: str, plate: str) -> str:
 
 
 def open_dataset(uri: str, storage_options: dict | None = None) -> lance.LanceDataset | None:
+    """The dataset, or None when there is none at `uri` (other errors propagate)."""
     try:
         return lance.dataset(uri, storage_options=storage_options)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, OSError) as error:
+        message = str(error).lower()
         if (
-            "not found" in str(error).lower()
-            or "does not exist" in str(error).lower()
-            or isinstance(error, FileNotFoundError)
+            isinstance(error, FileNotFoundError)
+            or "not found" in message
+            or "does not exist" in message
         ):
-            return None
-        raise
-    except OSError as error:
-        if "not found" in str(error).lower():
             return None
         raise
 
@@ -82,9 +80,15 @@ def _check_schema(uri: str, existing: pa.Schema, wanted: pa.Schema) -> None:
 def _evolve(uri: str, dataset: lance.LanceDataset, wanted: pa.Schema) -> lance.LanceDataset:
     """Add (all-null, metadata-only) the columns of `wanted` that the dataset lacks."""
     existing = {f.name: f.type for f in dataset.schema}
-    clashing = [f.name for f in wanted if f.name in existing and existing[f.name] != f.type]
+    clashing = [f for f in wanted if f.name in existing and existing[f.name] != f.type]
     if clashing:
-        _check_schema(uri, dataset.schema, wanted)
+        raise SchemaMismatchError(
+            f"{uri}: column types differ from the existing dataset ("
+            + ", ".join(
+                f"{f.name}: {existing[f.name]} in dataset vs {f.type} written" for f in clashing[:8]
+            )
+            + ")"
+        )
     new = [f for f in wanted if f.name not in existing]
     if new:
         dataset.add_columns(new)
@@ -199,16 +203,6 @@ def replace_partition(
         rows_updated=int(stats.get("num_updated_rows", 0)),
         rows_deleted=int(stats.get("num_deleted_rows", 0)),
     )
-
-
-def dataset_version(uri: str, storage_options: dict | None = None) -> int | None:
-    dataset = open_dataset(uri, storage_options)
-    return None if dataset is None else dataset.version
-
-
-def count_rows(uri: str, filter: str | None = None, storage_options: dict | None = None) -> int:
-    dataset = open_dataset(uri, storage_options)
-    return 0 if dataset is None else dataset.count_rows(filter=filter)
 
 
 @dataclass(frozen=True)

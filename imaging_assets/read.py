@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
+from imaging_assets.images.contact_sheet import site_array
 from imaging_assets.lance_tables import quote
 from imaging_assets.schemas import CHANNELS_METADATA_KEY, channel_prefix
 
@@ -122,11 +123,7 @@ class Lake:
         arrays, provenance = [], {}
         for channel in channels:
             c = channel_prefix(channel)
-            arrays.append(
-                np.frombuffer(row[f"{c}_pixels"], dtype=row[f"{c}_dtype"]).reshape(
-                    row[f"{c}_shape"]
-                )
-            )
+            arrays.append(site_array(row, channel))
             provenance[channel] = {
                 f: row[f"{c}_{f}"] for f in fields if f not in ("pixels", "shape", "dtype")
             }
@@ -151,19 +148,7 @@ class Lake:
             columns=columns, filter=filter, batch_size=batch_size
         ):
             rows = batch.to_pylist()
-            stack = np.stack(
-                [
-                    np.stack(
-                        [
-                            np.frombuffer(r[f"{c}_pixels"], dtype=r[f"{c}_dtype"]).reshape(
-                                r[f"{c}_shape"]
-                            )
-                            for c in prefixes
-                        ]
-                    )
-                    for r in rows
-                ]
-            )
+            stack = np.stack([np.stack([site_array(r, c) for c in channels]) for r in rows])
             yield pa.Table.from_batches([batch]).select(columns[:7]), stack
 
     # -- profiles ------------------------------------------------------------------------------

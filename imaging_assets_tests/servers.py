@@ -26,6 +26,8 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
+from imaging_assets.cli import dagster_dev_command
+
 ACCESS_KEY = "imaging-assets-test"
 SECRET_KEY = "imaging-assets-test-secret"
 REGION = "us-east-1"
@@ -238,19 +240,9 @@ class DagsterDev:
         self._process: subprocess.Popen | None = None
 
     def __enter__(self) -> DagsterDev:
-        dagster = str(Path(sys.executable).with_name("dagster"))
         with self.log_path.open("w") as log:
             self._process = subprocess.Popen(
-                [
-                    dagster,
-                    "dev",
-                    "-m",
-                    "imaging_assets.definitions",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                ],
+                dagster_dev_command(self.port),
                 cwd=Path(__file__).resolve().parents[1],
                 env=self.env,
                 stdout=log,

@@ -26,8 +26,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from imaging_assets import lance_tables
-from imaging_assets.assets.lake_writes import plate_filter, write_plate
+from imaging_assets.assets.lake_writes import commit_metadata, plate_filter, write_plate
 from imaging_assets.channels import CELL_PAINTING_CHANNELS
 from imaging_assets.images import (
     TooManyFailures,
@@ -167,7 +166,6 @@ def site_images(
     options = lake.storage_options()
     run_id = context.run.run_id
     partition_filter = plate_filter(context.partition_key)
-    lance_tables.ensure_dataset(uri, schema, storage_options=options)
 
     tasks = site_tasks_from_table(
         sampled_sites.filter(pc.is_in(sampled_sites["channel"], pa.array(channels))), channels
@@ -221,9 +219,7 @@ def site_images(
     dataset = lance.dataset(uri, storage_options=options)
     seconds = max(result.seconds, 1e-9)
     metadata: dict[str, Any] = {
-        "dataset_uri": MetadataValue.path(uri),
-        "dataset_version": commit.version,
-        "rows": result.sites_ok,
+        **commit_metadata(uri, commit, result.sites_ok, seconds, "sites"),
         "sites_failed": result.sites_failed,
         "images": result.images,
         "raw_bytes_read": result.raw_bytes,

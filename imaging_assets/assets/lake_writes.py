@@ -3,6 +3,7 @@
 from collections.abc import Iterable
 
 import pyarrow as pa
+from dagster import MetadataValue
 
 from imaging_assets import lance_tables
 from imaging_assets.keys import parse_plate_partition_key
@@ -43,3 +44,15 @@ def write_plate(
     if index_key:
         lance_tables.ensure_key_index(lake.dataset_uri(dataset), key, lake.storage_options())
     return result
+
+
+def commit_metadata(
+    uri: str, commit: lance_tables.CommitResult, rows: int, seconds: float, unit: str
+) -> dict:
+    """What every Lance-writing asset reports: where, which version, how many, how fast."""
+    return {
+        "dataset_uri": MetadataValue.path(uri),
+        "dataset_version": commit.version,
+        "rows": rows,
+        f"{unit}_per_second": round(rows / seconds, 1) if seconds > 0 else 0.0,
+    }

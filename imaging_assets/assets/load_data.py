@@ -110,11 +110,8 @@ def load_data(
         )
     )
     table = load_data_logic.join_well_metadata(table, plate_wells)
-    if isinstance(table, tuple):  # (table, wells without metadata)
-        table = table[0]
     seconds = time.perf_counter() - started
-    unflagged = table.filter(pc.invert(table["has_metadata"]))
-    wells_without = pc.count_distinct(unflagged["well"]).as_py() if unflagged.num_rows else 0
+    wells_without = len(load_data_logic.wells_without_metadata(table))
     sites = pc.count_distinct(table["site_key"]).as_py()
     channels = sorted(set(table["channel"].to_pylist()))
     if wells_without:

@@ -29,8 +29,9 @@ from pydantic import Field
 
 from imaging_assets import lance_tables, layout
 from imaging_assets.assets.images import SITE_IMAGES
-from imaging_assets.assets.lake_writes import plate_filter, write_plate
+from imaging_assets.assets.lake_writes import commit_metadata, plate_filter, write_plate
 from imaging_assets.assets.load_data import plate_row
+from imaging_assets.images import site_array
 from imaging_assets.partitions import plates_partitions
 from imaging_assets.profiles import (
     cell_crops_schema,
@@ -48,10 +49,6 @@ GROUP = "profiles"
 WELL_PROFILES = "well_profiles"
 CELL_PROFILES = "cell_profiles"
 CELL_CROPS = "cell_crops"
-
-
-def _rate(rows: int, seconds: float) -> float:
-    return round(rows / seconds, 1) if seconds > 0 else 0.0
 
 
 @asset(
@@ -96,12 +93,9 @@ def well_profiles(
     context.log.info(f"{fetched.uri}: {table.num_rows} wells in {seconds:.2f} s -> {uri}")
     return MaterializeResult(
         metadata={
-            "dataset_uri": MetadataValue.path(uri),
-            "dataset_version": commit.version,
-            "rows": table.num_rows,
+            **commit_metadata(uri, commit, table.num_rows, seconds, "rows"),
             "features": sum(1 for name in table.column_names if not name.startswith("Metadata_")),
             "source_uri": fetched.uri,
-            "rows_per_second": _rate(table.num_rows, seconds),
         }
     )
 
@@ -109,15 +103,14 @@ def well_profiles(
 class CellProfilesConfig(Config):
     """Streaming of the CellProfiler backend: memory is bounded by one batch of images."""
 
-    images_per_batch: int = Field(default=16, ge=1, description="Images read per SQLite query")
+    images_per_batch: int = Field(default=16, ge=1, description="Whole images per record batch")
 
 
-def _site_md5s(lake: LakeResource, partition_filter: str) -> pa.Table | None:
-    uri = lake.dataset_uri(SITE_IMAGES)
-    try:
-        dataset = lance.dataset(uri, storage_options=lake.storage_options())
-    except (FileNotFoundError, ValueError, OSError):
-        return None
+def _site_md5s(lake: LakeResource, partition_filter: str) -> pa.Table:
+    """site_key and raw md5 per channel of the plate's images (none yet: an empty table)."""
+    dataset = lance_tables.open_dataset(lake.dataset_uri(SITE_IMAGES), lake.storage_options())
+    if dataset is None:
+        return pa.table({"site_key": pa.array([], pa.string())})
     columns = ["site_key"] + [name for name in dataset.schema.names if name.endswith("_raw_md5")]
     return dataset.to_table(columns=columns, filter=partition_filter)
 
@@ -178,10 +171,7 @@ def cell_profiles(
         digests = image_digests(sqlite_path, source=plate["source"], plate=plate["plate"])
     seconds = time.perf_counter() - started
 
-    site_md5s = _site_md5s(lake, partition_filter)
-    if site_md5s is None:
-        site_md5s = pa.table({"site_key": pa.array([], pa.string())})
-    verification = verify_digests(digests, site_md5s)
+    verification = verify_digests(digests, _site_md5s(lake, partition_filter))
     counts = digest_summary(verification)
     contradicted = verification.filter(pc.equal(verification["status"], "contradicted"))
     check = AssetCheckResult(
@@ -200,11 +190,8 @@ def cell_profiles(
     )
     return MaterializeResult(
         metadata={
-            "dataset_uri": MetadataValue.path(uri),
-            "dataset_version": commit.version,
-            "rows": counted["rows"],
+            **commit_metadata(uri, commit, counted["rows"], seconds, "cells"),
             "record_batches": counted["batches"],
-            "cells_per_second": _rate(counted["rows"], seconds),
             "source_uri": store.uri(key),
             "provenance": MetadataValue.json(counts),
         },
@@ -224,15 +211,12 @@ class CellCropsConfig(Config):
 def _crop_batches(
     images: lance.LanceDataset,
     cells: lance.LanceDataset,
+    channels: list[str],
+    schema: pa.Schema,
     partition_filter: str,
     config: CellCropsConfig,
-    images_version: int,
     counted: dict[str, int],
 ) -> Iterator[pa.RecordBatch]:
-    channels = [
-        name.removesuffix("_pixels") for name in images.schema.names if name.endswith("_pixels")
-    ]
-    schema = cell_crops_schema(channels, config.size)
     x_col = f"{config.center}_Location_Center_X"
     y_col = f"{config.center}_Location_Center_Y"
     site_columns = ["site_key", "source", "plate", "well", "site", "recipe_name"]
@@ -253,17 +237,8 @@ def _crop_batches(
             if stop == start:
                 continue
             cell_rows = centres.slice(start, stop - start)
-            first = channels[0]
-            height, width = site[f"{first}_shape"]
-            offset_y, offset_x = site[f"{first}_crop_offset"] or (0, 0)
-            stack = np.stack(
-                [
-                    np.frombuffer(site[f"{c}_pixels"], dtype=site[f"{c}_dtype"]).reshape(
-                        height, width
-                    )
-                    for c in channels
-                ]
-            )
+            offset_y, offset_x = site[f"{channels[0]}_crop_offset"] or (0, 0)
+            stack = np.stack([site_array(site, c) for c in channels])
             centers = np.column_stack(
                 [
                     cell_rows[x_col].to_numpy(zero_copy_only=False) - offset_x,
@@ -285,7 +260,7 @@ def _crop_batches(
                 "touches_border": touches,
                 "crop_shape": [[config.size, config.size]] * len(crops),
                 "dtype": [str(stack.dtype)] * len(crops),
-                "site_images_version": [images_version] * len(crops),
+                "site_images_version": [images.version] * len(crops),
                 "recipe_name": [site["recipe_name"]] * len(crops),
             }
             for index, c in enumerate(channels):
@@ -317,7 +292,6 @@ def cell_crops(
     ]
     schema = cell_crops_schema(channels, config.size)
     uri = lake.dataset_uri(CELL_CROPS)
-    lance_tables.ensure_dataset(uri, schema, storage_options=options)
     partition_filter = plate_filter(context.partition_key)
     counted = {"cells": 0}
     started = time.perf_counter()
@@ -326,7 +300,7 @@ def cell_crops(
         CELL_CROPS,
         context.partition_key,
         context.run.run_id,
-        _crop_batches(images, cells, partition_filter, config, images.version, counted),
+        _crop_batches(images, cells, channels, schema, partition_filter, config, counted),
         schema,
         key="cell_id",
         index_key=True,
@@ -335,10 +309,7 @@ def cell_crops(
     context.log.info(f"{context.partition_key}: {counted['cells']:,} crops in {seconds:.2f} s")
     return MaterializeResult(
         metadata={
-            "dataset_uri": MetadataValue.path(uri),
-            "dataset_version": commit.version,
-            "rows": counted["cells"],
-            "crops_per_second": _rate(counted["cells"], seconds),
+            **commit_metadata(uri, commit, counted["cells"], seconds, "crops"),
             "site_images_version": images.version,
         }
     )

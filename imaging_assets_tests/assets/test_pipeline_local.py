@@ -68,6 +68,12 @@ def test_site_images_one_row_per_processed_site_with_provenance(built):
         pq.read_metadata(p).num_rows for p in (built["lake"] / "sampled_sites").glob("*.parquet")
     )
     assert sampled >= table.num_rows  # sampled rows are (site, channel) rows
+    sampled_sites = {
+        key
+        for p in (built["lake"] / "sampled_sites").glob("*.parquet")
+        for key in pq.read_table(p, columns=["site_key"])["site_key"].to_pylist()
+    }
+    assert set(table["site_key"].to_pylist()) == sampled_sites  # every sampled site, no other
 
 
 def test_rerunning_a_plate_replaces_it_in_one_commit(built):
