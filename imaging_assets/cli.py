@@ -55,6 +55,59 @@ def _dev(args: argparse.Namespace) -> int:
     return subprocess.call(command)
 
 
+def _lake_resource(args: argparse.Namespace):
+    from imaging_assets.resources.storage import LakeResource, lake_from_env
+    from imaging_assets.settings import default_lake_root
+
+    lake = lake_from_env(default_lake_root())
+    if args.lake is None:
+        return lake
+    return LakeResource(
+        root=args.lake, endpoint_url=lake.endpoint_url, region=lake.region, anonymous=lake.anonymous
+    )
+
+
+def _lake_tables(args: argparse.Namespace) -> int:
+    from imaging_assets.core.maintenance import summarize
+
+    lake = _lake_resource(args)
+    summaries = summarize(lake.store(), lake.dataset_uri, lake.storage_options())
+    print(f"{'table':<18} {'rows':>12} {'version':>8} {'fragments':>10} {'size':>12}  uri")
+    for t in summaries:
+        size = "-" if t.bytes_on_disk is None else f"{t.bytes_on_disk / 1e6:,.1f} MB"
+        print(f"{t.name:<18} {t.rows:>12,} {t.version:>8} {t.fragments:>10} {size:>12}  {t.uri}")
+    if not summaries:
+        print(f"(no Lance tables under {lake.root})")
+    return 0
+
+
+def _lake_cleanup(args: argparse.Namespace) -> int:
+    import uuid
+    from datetime import timedelta
+
+    from imaging_assets.core.maintenance import clean_dataset, lance_datasets
+
+    lake = _lake_resource(args)
+    store = lake.store()
+    names = args.tables or lance_datasets(store)
+    holder = f"maintenance-{uuid.uuid4().hex[:12]}"
+    for name in names:
+        report = clean_dataset(
+            store,
+            name,
+            lake.dataset_uri(name),
+            lake.storage_options(),
+            older_than=timedelta(days=args.older_than_days),
+            holder_id=holder,
+            delete_unverified=not args.keep_unverified,
+        )
+        print(
+            f"{name}: removed {report.versions_removed} old versions, "
+            f"{report.bytes_removed / 1e6:,.1f} MB; current version {report.version}"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imaging-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -77,6 +130,34 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--workdir", default=".demo")
     dev.add_argument("--port", type=int, default=3000)
     dev.set_defaults(run=_dev)
+
+    lake = commands.add_parser("lake", help="inspect and maintain the lake's Lance tables")
+    lake_commands = lake.add_subparsers(dest="lake_command", required=True)
+    tables = lake_commands.add_parser("tables", help="every Lance table: rows, version, size")
+    cleanup = lake_commands.add_parser(
+        "cleanup",
+        help=(
+            "remove old versions and the files that killed or refused writes left behind "
+            "(refuses while a plate is being written)"
+        ),
+    )
+    cleanup.add_argument("tables", nargs="*", help="table names (default: every table)")
+    cleanup.add_argument(
+        "--older-than-days",
+        type=float,
+        default=7.0,
+        help="keep versions younger than this, for time travel (default: 7)",
+    )
+    cleanup.add_argument(
+        "--keep-unverified",
+        action="store_true",
+        help="leave unreferenced staged files younger than 7 days (Lance's own rule)",
+    )
+    for command, run in ((tables, _lake_tables), (cleanup, _lake_cleanup)):
+        command.add_argument(
+            "--lake", default=None, help="lake root (default: $IMAGING_ASSETS_LAKE or the demo's)"
+        )
+        command.set_defaults(run=run)
     return parser
 
 
@@ -84,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, OSError) as error:  # bad input or an unreachable store: say so, briefly
+    except (ValueError, OSError, RuntimeError) as error:  # bad input, busy or unreachable store
         print(f"imaging-assets {args.command}: error: {error}", file=sys.stderr)
         return 2
 

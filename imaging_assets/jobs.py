@@ -1,4 +1,4 @@
-"""Jobs: `plate_job` runs every per-plate asset for one plate partition."""
+"""Jobs: `plate_job` runs every per-plate asset for one plate; `images_job` only the image path."""
 
 from dagster import AssetSelection, define_asset_job
 
@@ -11,6 +11,17 @@ plate_job = define_asset_job(
     - AssetSelection.assets("plate_index"),
     partitions_def=plates_partitions,
     description="Every per-plate asset (load_data through images and profiles) for one plate.",
+    tags={"imaging_assets/kind": "plate"},
+)
+
+images_job = define_asset_job(
+    name="images_job",
+    selection=AssetSelection.assets("load_data", "sampled_sites", "site_images"),
+    partitions_def=plates_partitions,
+    description=(
+        "load_data, sampling and site_images for one plate: for collections without "
+        "CellProfiler outputs, or to refresh images without touching profiles."
+    ),
     tags={"imaging_assets/kind": "plate"},
 )
 

@@ -11,7 +11,7 @@ The Dagster run id goes into the commit's transaction properties.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import lance
@@ -162,12 +162,15 @@ def replace_partition(
     storage_options: dict | None = None,
     properties: dict[str, str] | None = None,
     evolve: bool = False,
+    before_commit: Callable[[CommitResult], None] | None = None,
 ) -> CommitResult:
     """Make the rows matching `partition_filter` exactly `batches`, in one commit.
 
     Rows with a matching key are updated, new keys inserted, and rows of this partition that the
     stream does not contain deleted. If the stream raises, nothing is committed and the original
-    exception propagates.
+    exception propagates. `before_commit` sees what the commit would do (version -1) and may
+    raise to veto it: the rows are staged but nothing becomes visible (lake maintenance removes
+    the staged files).
     """
     dataset = ensure_dataset(uri, schema, storage_options, evolve=evolve)
     schema = dataset.schema if evolve else schema
@@ -186,6 +189,8 @@ def replace_partition(
             raise stream.error from None
         raise error
     transaction.transaction_properties = dict(properties or {})
+    if before_commit is not None:
+        before_commit(_commit_result(uri, -1, stream.rows, stats))
     try:
         committed = lance.LanceDataset.commit(
             uri, transaction, read_version=dataset.version, storage_options=storage_options
@@ -195,10 +200,14 @@ def replace_partition(
             f"{uri}: another run committed rows of ({partition_filter}) while this one was "
             "writing; nothing from this run was committed. Re-run the partition."
         ) from error
+    return _commit_result(uri, committed.version, stream.rows, stats)
+
+
+def _commit_result(uri: str, version: int, rows: int, stats: dict) -> CommitResult:
     return CommitResult(
         uri=uri,
-        version=committed.version,
-        rows_written=stream.rows,
+        version=version,
+        rows_written=rows,
         rows_inserted=int(stats.get("num_inserted_rows", 0)),
         rows_updated=int(stats.get("num_updated_rows", 0)),
         rows_deleted=int(stats.get("num_deleted_rows", 0)),

@@ -93,7 +93,7 @@ def test_a_stream_that_fails_commits_nothing_and_keeps_its_error(tmp_path):
 
 def test_rerunning_a_written_plate_concurrently_conflicts_instead_of_duplicating(tmp_path):
     # Once the plate has rows, concurrent re-runs conflict on them. (Two concurrent FIRST writes
-    # of a plate are pure inserts that Lance accepts both: partition_lock covers that case.)
+    # of a plate are pure inserts that Lance accepts both: the partition lease (core/lease.py) covers that case.)
     uri = str(tmp_path / "d.lance")
     _replace(uri, "P1", 50)
     errors: list[BaseException] = []

@@ -29,8 +29,15 @@ from pydantic import Field
 
 from imaging_assets import lance_tables, layout
 from imaging_assets.assets.images import SITE_IMAGES
-from imaging_assets.assets.lake_writes import commit_metadata, plate_filter, write_plate
+from imaging_assets.assets.lake_writes import (
+    RerunGuardConfig,
+    commit_metadata,
+    plate_filter,
+    run_alive_in,
+    write_plate,
+)
 from imaging_assets.assets.load_data import plate_row
+from imaging_assets.errors import MissingObjectError
 from imaging_assets.images import site_array
 from imaging_assets.partitions import plates_partitions
 from imaging_assets.profiles import (
@@ -51,6 +58,31 @@ CELL_PROFILES = "cell_profiles"
 CELL_CROPS = "cell_crops"
 
 
+def _no_profiles(
+    context: AssetExecutionContext, what: str, uri: str, lake: LakeResource, dataset: str
+) -> dict:
+    """A plate without CellProfiler outputs is normal (images-only collections): say so, keep rows."""
+    existing = lance_tables.open_dataset(lake.dataset_uri(dataset), lake.storage_options())
+    kept = (
+        0 if existing is None else existing.count_rows(filter=plate_filter(context.partition_key))
+    )
+    context.log.warning(
+        f"{context.partition_key}: no {what} at {uri}; nothing written"
+        + (f", the {kept} rows an earlier run wrote are kept" if kept else "")
+    )
+    return {
+        "profiles_found": False,
+        "status": MetadataValue.text(f"no {what} for this plate"),
+        "expected_at": MetadataValue.path(uri),
+        "rows": 0,
+        "rows_kept_from_earlier_runs": kept,
+    }
+
+
+class WellProfilesConfig(RerunGuardConfig):
+    """Per-well profiles of one plate."""
+
+
 @asset(
     group_name=GROUP,
     partitions_def=plates_partitions,
@@ -63,6 +95,7 @@ CELL_CROPS = "cell_crops"
 )
 def well_profiles(
     context: AssetExecutionContext,
+    config: WellProfilesConfig,
     plate_index: pa.Table,
     source: SourceResource,
     lake: LakeResource,
@@ -70,7 +103,13 @@ def well_profiles(
     plate = plate_row(plate_index, context.partition_key, context.run.tags)
     store = source.store()
     started = time.perf_counter()
-    fetched = store.read(layout.well_profiles_key(plate["source"], plate["batch"], plate["plate"]))
+    key = layout.well_profiles_key(plate["source"], plate["batch"], plate["plate"])
+    try:
+        fetched = store.read(key)
+    except MissingObjectError:
+        return MaterializeResult(
+            metadata=_no_profiles(context, "per-well profiles", store.uri(key), lake, WELL_PROFILES)
+        )
     table = read_well_profiles(
         fetched.data,
         fetched.uri,
@@ -88,19 +127,22 @@ def well_profiles(
         table.schema,
         key="well_key",
         evolve=True,
+        run_alive=run_alive_in(context.instance),
+        max_removed_fraction=config.max_removed_fraction,
     )
     seconds = time.perf_counter() - started
     context.log.info(f"{fetched.uri}: {table.num_rows} wells in {seconds:.2f} s -> {uri}")
     return MaterializeResult(
         metadata={
             **commit_metadata(uri, commit, table.num_rows, seconds, "rows"),
+            "profiles_found": True,
             "features": sum(1 for name in table.column_names if not name.startswith("Metadata_")),
             "source_uri": fetched.uri,
         }
     )
 
 
-class CellProfilesConfig(Config):
+class CellProfilesConfig(RerunGuardConfig):
     """Streaming of the CellProfiler backend: memory is bounded by one batch of images."""
 
     images_per_batch: int = Field(default=16, ge=1, description="Whole images per record batch")
@@ -143,6 +185,20 @@ def cell_profiles(
     partition_filter = plate_filter(context.partition_key)
     names = {"source": plate["source"], "batch": plate["batch"], "plate": plate["plate"]}
     started = time.perf_counter()
+    if not store.exists(key):
+        return MaterializeResult(
+            metadata=_no_profiles(
+                context, "CellProfiler single-cell backend", store.uri(key), lake, CELL_PROFILES
+            ),
+            check_results=[
+                AssetCheckResult(
+                    check_name="profile_digests_match_images",
+                    passed=True,
+                    description="No CellProfiler backend for this plate: nothing to compare.",
+                    metadata={"skipped": "no profiles for this plate"},
+                )
+            ],
+        )
     with store.local_file(key, suffix=".sqlite") as sqlite_path:
         schema = cell_profiles_schema_from_sqlite(sqlite_path)
         counted = {"rows": 0, "batches": 0}
@@ -167,6 +223,8 @@ def cell_profiles(
             key="cell_id",
             index_key=True,
             evolve=True,
+            run_alive=run_alive_in(context.instance),
+            max_removed_fraction=config.max_removed_fraction,
         )
         digests = image_digests(sqlite_path, source=plate["source"], plate=plate["plate"])
     seconds = time.perf_counter() - started
@@ -191,6 +249,7 @@ def cell_profiles(
     return MaterializeResult(
         metadata={
             **commit_metadata(uri, commit, counted["rows"], seconds, "cells"),
+            "profiles_found": True,
             "record_batches": counted["batches"],
             "source_uri": store.uri(key),
             "provenance": MetadataValue.json(counts),
@@ -285,14 +344,19 @@ def cell_crops(
     context: AssetExecutionContext, config: CellCropsConfig, lake: LakeResource
 ) -> MaterializeResult:
     options = lake.storage_options()
-    images = lance.dataset(lake.dataset_uri(SITE_IMAGES), storage_options=options)
-    cells = lance.dataset(lake.dataset_uri(CELL_PROFILES), storage_options=options)
+    partition_filter = plate_filter(context.partition_key)
+    images = lance_tables.open_dataset(lake.dataset_uri(SITE_IMAGES), options)
+    cells = lance_tables.open_dataset(lake.dataset_uri(CELL_PROFILES), options)
+    if images is None or cells is None or cells.count_rows(filter=partition_filter) == 0:
+        context.log.info(f"{context.partition_key}: no cells (or no images) to crop")
+        return MaterializeResult(
+            metadata={"rows": 0, "status": MetadataValue.text("no cells for this plate")}
+        )
     channels = [
         name.removesuffix("_pixels") for name in images.schema.names if name.endswith("_pixels")
     ]
     schema = cell_crops_schema(channels, config.size)
     uri = lake.dataset_uri(CELL_CROPS)
-    partition_filter = plate_filter(context.partition_key)
     counted = {"cells": 0}
     started = time.perf_counter()
     commit = write_plate(
@@ -304,6 +368,8 @@ def cell_crops(
         schema,
         key="cell_id",
         index_key=True,
+        run_alive=run_alive_in(context.instance),
+        max_removed_fraction=None,  # derived from two guarded lake datasets: always recomputable
     )
     seconds = time.perf_counter() - started
     context.log.info(f"{context.partition_key}: {counted['cells']:,} crops in {seconds:.2f} s")

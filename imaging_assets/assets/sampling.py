@@ -1,15 +1,34 @@
 """Asset `sampled_sites` (per plate): the sites chosen for processing, by quotas, deterministically."""
 
+import hashlib
+import json
+
 import pyarrow as pa
-from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+import pyarrow.compute as pc
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetRecordsFilter,
+    Config,
+    DagsterInstance,
+    MetadataValue,
+    Output,
+    asset,
+)
 from pydantic import Field
 
 from imaging_assets.assets.load_data import plate_row
 from imaging_assets.assets.metadata import table_metadata
-from imaging_assets.jump.sampling import SamplingQuotas, sample_sites, sampling_summary
+from imaging_assets.jump.sampling import (
+    UNKNOWN_ROLE,
+    SamplingQuotas,
+    sample_sites,
+    sampling_summary,
+)
 from imaging_assets.partitions import plates_partitions
 
 GROUP = "plates"
+SIGNATURE = "sampling_signature"
 _DEFAULTS = SamplingQuotas()
 
 
@@ -21,8 +40,18 @@ class SamplingConfig(Config):
         description="Plate types to process; others give an empty sample",
     )
     sites_per_role: dict[str, int] = Field(
-        default_factory=lambda: dict(_DEFAULTS.sites_per_role),
+        default_factory=lambda: {
+            role: n for role, n in _DEFAULTS.sites_per_role.items() if role != UNKNOWN_ROLE
+        },
         description="Sites kept per well, by control role (trt, poscon, negcon, empty, ...)",
+    )
+    sites_per_well_without_metadata: int = Field(
+        default=_DEFAULTS.quota(UNKNOWN_ROLE),
+        ge=0,
+        description=(
+            "Sites kept per well that the metadata does not list (its perturbation and control "
+            "role are unknown); 0 by default, so such wells are kept in load_data but not imaged"
+        ),
     )
     excluded_sources: list[str] = Field(default_factory=list, description="Sources to skip")
     seed: int = Field(default=_DEFAULTS.seed, description="Sampling seed")
@@ -30,10 +59,37 @@ class SamplingConfig(Config):
     def quotas(self) -> SamplingQuotas:
         return SamplingQuotas(
             plate_types=frozenset(self.plate_types),
-            sites_per_role=dict(self.sites_per_role),
+            sites_per_role={
+                **self.sites_per_role,
+                UNKNOWN_ROLE: self.sites_per_well_without_metadata,
+            },
             excluded_sources=frozenset(self.excluded_sources),
             seed=self.seed,
         )
+
+
+def quotas_signature(quotas: SamplingQuotas) -> str:
+    """A short stable hash of what decides which sites are kept (a change allows removals)."""
+    described = {
+        "plate_types": sorted(quotas.plate_types),
+        "sites_per_role": dict(sorted(quotas.sites_per_role.items())),
+        "excluded_sources": sorted(quotas.excluded_sources),
+        "seed": quotas.seed,
+    }
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def latest_metadata_text(
+    instance: DagsterInstance, asset: str, partition_key: str, name: str
+) -> str | None:
+    """A metadata value of the asset's latest materialization of this partition, as text."""
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[partition_key]), limit=1
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    value = records[0].asset_materialization.metadata.get(name)
+    return None if value is None else str(value.value)
 
 
 @asset(
@@ -49,8 +105,11 @@ def sampled_sites(
     plate_index: pa.Table,
 ) -> Output:
     plate = plate_row(plate_index, context.partition_key, context.run.tags)
-    table = sample_sites(load_data, plate["plate_type"], config.quotas())
+    quotas = config.quotas()
+    table = sample_sites(load_data, plate["plate_type"], quotas)
     summary = sampling_summary(table)
+    without = load_data.filter(pc.invert(load_data["has_metadata"]))
+    wells_without = pc.count_distinct(without["well"]).as_py() if without.num_rows else 0
     context.log.info(
         f"{context.partition_key} ({plate['plate_type']}): kept {summary} of "
         f"{load_data.num_rows} load_data rows"
@@ -61,5 +120,8 @@ def sampled_sites(
             **table_metadata(table),
             "plate_type": plate["plate_type"],
             "summary": MetadataValue.json(summary),
+            "wells_without_metadata": wells_without,
+            "sites_per_well_without_metadata": config.sites_per_well_without_metadata,
+            SIGNATURE: quotas_signature(quotas),
         },
     )

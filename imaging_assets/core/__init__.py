@@ -1,0 +1,1 @@
+"""Core: the lake primitives that every domain shares (leases, commits, maintenance)."""

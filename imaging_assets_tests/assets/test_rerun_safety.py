@@ -1,0 +1,112 @@
+"""Re-runs never silently delete a plate's rows; plates without profiles run green."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+
+import lance
+import pytest
+from dagster import instance_for_test
+
+from imaging_assets.assets.lake_writes import RemovalRefusedError
+from imaging_assets.definitions import defs
+from imaging_assets.sample import generate_gallery
+from imaging_assets_tests.pipeline import (
+    materialize_metadata,
+    materialize_plate,
+    pipeline_resources,
+)
+
+PLATE = "source_4__BR00121001"
+
+
+@pytest.fixture()
+def plate_built(tmp_path):
+    gallery = generate_gallery(tmp_path / "gallery", preset="tiny", seed=0)
+    lake = tmp_path / "lake"
+    resources = pipeline_resources(str(gallery.source_root), str(gallery.metadata_root), str(lake))
+    with instance_for_test() as instance:
+        materialize_metadata(instance, resources)
+        assert materialize_plate(instance, resources, PLATE).success
+        yield {"gallery": gallery, "lake": lake, "resources": resources, "instance": instance}
+
+
+def _site_images(lake) -> lance.LanceDataset:
+    return lance.dataset(str(lake / "site_images.lance"))
+
+
+def _drop_plate_from_well_csv(metadata_root, plate: str) -> None:
+    path = metadata_root / "well.csv.gz"
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines(keepends=True)
+    path.write_bytes(gzip.compress("".join(line for line in lines if f",{plate}," not in line).encode()))
+
+
+def test_a_rerun_after_well_csv_lost_the_plate_refuses_to_empty_it(plate_built):
+    lake, instance, resources = (
+        plate_built["lake"],
+        plate_built["instance"],
+        plate_built["resources"],
+    )
+    before = _site_images(lake)
+    rows = before.count_rows(filter="plate = 'BR00121001'")
+    assert rows > 0
+    _drop_plate_from_well_csv(plate_built["gallery"].metadata_root, "BR00121001")
+    materialize_metadata(instance, resources)
+    with pytest.raises(
+        RemovalRefusedError, match=rf"remove {rows} of the plate's {rows}"
+    ) as raised:
+        materialize_plate(instance, resources, PLATE)
+    assert "max_removed_fraction" in str(raised.value)
+    after = _site_images(lake)
+    assert after.version == before.version
+    assert after.count_rows(filter="plate = 'BR00121001'") == rows
+    # the user says it is intended: allowed explicitly
+    result = materialize_plate(
+        instance,
+        resources,
+        PLATE,
+        run_config={"ops": {"site_images": {"config": {"max_removed_fraction": 1.0}}}},
+    )
+    assert result.success
+    assert _site_images(lake).count_rows(filter="plate = 'BR00121001'") == 0
+
+
+def test_a_changed_sampling_config_may_drop_sites(plate_built):
+    lake, instance, resources = (
+        plate_built["lake"],
+        plate_built["instance"],
+        plate_built["resources"],
+    )
+    rows = _site_images(lake).count_rows(filter="plate = 'BR00121001'")
+    fewer = {
+        "ops": {
+            "sampled_sites": {"config": {"sites_per_role": {"trt": 1, "poscon": 1, "negcon": 1}}}
+        }
+    }
+    assert materialize_plate(instance, resources, PLATE, run_config=fewer).success
+    assert 0 < _site_images(lake).count_rows(filter="plate = 'BR00121001'") < rows
+
+
+def test_a_plate_without_cellprofiler_outputs_runs_green(plate_built):
+    gallery, instance, resources = (
+        plate_built["gallery"],
+        plate_built["instance"],
+        plate_built["resources"],
+    )
+    workspace = gallery.source_root / "source_4" / "workspace"
+    shutil.rmtree(workspace / "profiles" / "2021_04_26_Batch1" / "BR00117035")
+    shutil.rmtree(workspace / "backend" / "2021_04_26_Batch1" / "BR00117035")
+    result = materialize_plate(instance, resources, "source_4__BR00117035")
+    assert result.success
+    well = result.asset_materializations_for_node("well_profiles")[0].metadata
+    assert well["profiles_found"].value is False
+    assert "no per-well profiles" in well["status"].value
+    checks = result.get_asset_check_evaluations()
+    assert all(check.passed for check in checks)
+
+
+def test_images_job_runs_only_the_image_path():
+    job = defs.resolve_job_def("images_job")
+    names = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
+    assert names == {"load_data", "sampled_sites", "site_images"}
