@@ -23,6 +23,10 @@ class SchemaMismatchError(ValueError):
     """An existing dataset whose schema differs from what the writer produces."""
 
 
+class UnreadableDatasetError(ValueError):
+    """A dataset that exists but cannot be opened (a corrupt or truncated manifest, say)."""
+
+
 class ConcurrentPartitionWriteError(RuntimeError):
     """Another run committed the same partition while this one was writing."""
 
@@ -59,7 +63,11 @@ def open_dataset(uri: str, storage_options: dict | None = None) -> lance.LanceDa
             or "does not exist" in message
         ):
             return None
-        raise
+        raise UnreadableDatasetError(
+            f"{uri}: the Lance dataset cannot be opened ({error}). Its latest manifest may be "
+            "corrupt: list its versions under _versions/ and restore or check out an earlier "
+            "one (lance.dataset(uri, version=N).restore()), or move the dataset aside."
+        ) from error
 
 
 def _check_schema(uri: str, existing: pa.Schema, wanted: pa.Schema) -> None:

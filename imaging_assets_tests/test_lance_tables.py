@@ -155,3 +155,16 @@ def test_key_index_is_created_then_kept_current(tmp_path):
     assert dataset.to_table(filter="key = 'P2-3'").num_rows == 1
     _replace(uri, "P2", 2)  # a re-run with the index in place still replaces the plate
     assert lance.dataset(uri).count_rows(filter="plate = 'P2'") == 2
+
+
+def test_a_corrupt_manifest_names_the_dataset(tmp_path):
+    from imaging_assets.lance_tables import UnreadableDatasetError, open_dataset
+
+    uri = str(tmp_path / "site_images.lance")
+    lance.write_dataset(pa.table({"k": ["a"]}), uri)
+    for manifest in (tmp_path / "site_images.lance" / "_versions").glob("*.manifest"):
+        manifest.write_bytes(b"garbage")
+    with pytest.raises(
+        UnreadableDatasetError, match=r"site_images\.lance: the Lance dataset cannot be opened"
+    ):
+        open_dataset(uri)
