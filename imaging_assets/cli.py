@@ -1,4 +1,4 @@
-"""`imaging-assets`: generate the sample gallery, run the demo, start `dagster dev` on it."""
+"""imaging-assets: the sample gallery, the demo, `dagster dev` on it, and the lake's tables."""
 
 from __future__ import annotations
 
@@ -108,61 +108,95 @@ def _lake_cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="imaging-assets", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def _lake_plate(args: argparse.Namespace) -> int:
+    from imaging_assets.jump.status import plate_status
+    from imaging_assets.keys import parse_plate_partition_key
 
-    sample = commands.add_parser("sample", help="write the sample Cell Painting gallery")
+    lake = _lake_resource(args)
+    source, plate = parse_plate_partition_key(args.partition)
+    print(plate_status(lake.dataset_uri, lake.storage_options(), source, plate).render())
+    return 0
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default next to its help."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from imaging_assets import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="imaging-assets", description=__doc__, formatter_class=_HelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=help, description=help, formatter_class=_HelpFormatter
+        )
+
+    sample = command("sample", "write the sample Cell Painting gallery (synthetic images)")
     sample.add_argument("--root", required=True, help="folder to write the gallery into")
-    sample.add_argument("--preset", default="default", help="default or tiny")
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
+    sample.add_argument("--preset", default="default", help="default (2 GB) or tiny (4 MB)")
+    sample.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
+    sample.add_argument("--workers", type=int, default=None, help="processes (None: all cores)")
     sample.set_defaults(run=_sample)
 
-    demo = commands.add_parser("demo", help="generate the gallery and materialize every asset")
+    demo = command("demo", "generate the gallery and materialize every asset for every plate")
     demo.add_argument("--workdir", default=".demo", help="holds gallery/, lake/, dagster_home/")
-    demo.add_argument("--preset", default="default", help="default or tiny")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--preset", default="default", help="default (2 GB) or tiny (4 MB)")
+    demo.add_argument("--seed", type=int, default=0, help="sample gallery seed")
     demo.add_argument("--plates", nargs="*", help="only these partition keys (<source>__<plate>)")
     demo.set_defaults(run=_demo)
 
-    dev = commands.add_parser("dev", help="dagster dev on the demo work directory")
-    dev.add_argument("--workdir", default=".demo")
-    dev.add_argument("--port", type=int, default=3000)
+    dev = command("dev", "dagster dev (web UI on 127.0.0.1) on the demo work directory")
+    dev.add_argument("--workdir", default=".demo", help="the demo's work directory")
+    dev.add_argument("--port", type=int, default=3000, help="web UI port")
     dev.set_defaults(run=_dev)
 
-    lake = commands.add_parser("lake", help="inspect and maintain the lake's Lance tables")
-    lake_commands = lake.add_subparsers(dest="lake_command", required=True)
-    tables = lake_commands.add_parser("tables", help="every Lance table: rows, version, size")
-    cleanup = lake_commands.add_parser(
+    lake = command("lake", "inspect and maintain the lake's Lance tables")
+    lake_commands = lake.add_subparsers(dest="lake_command", required=True, metavar="ACTION")
+
+    def action(name: str, help: str) -> argparse.ArgumentParser:
+        return lake_commands.add_parser(
+            name, help=help, description=help, formatter_class=_HelpFormatter
+        )
+
+    tables = action("tables", "every Lance table: rows, version, fragments, size")
+    plate = action("plate", "one plate: rows per table, failures by kind, the last run")
+    plate.add_argument("partition", help="the plate's partition key, <source>__<plate>")
+    cleanup = action(
         "cleanup",
-        help=(
-            "remove old versions and the files that killed or refused writes left behind "
-            "(refuses while a plate is being written)"
-        ),
+        "remove old versions and the files that killed or refused writes left behind "
+        "(refuses while a plate is being written)",
     )
-    cleanup.add_argument("tables", nargs="*", help="table names (default: every table)")
+    cleanup.add_argument("tables", nargs="*", help="table names (none: every table)")
     cleanup.add_argument(
         "--older-than-days",
         type=float,
         default=7.0,
-        help="keep versions younger than this, for time travel (default: 7)",
+        help="keep versions younger than this many days, for time travel",
     )
     cleanup.add_argument(
         "--keep-unverified",
         action="store_true",
         help="leave unreferenced staged files younger than 7 days (Lance's own rule)",
     )
-    for command, run in ((tables, _lake_tables), (cleanup, _lake_cleanup)):
-        command.add_argument(
-            "--lake", default=None, help="lake root (default: $IMAGING_ASSETS_LAKE or the demo's)"
+    for sub, run in ((tables, _lake_tables), (plate, _lake_plate), (cleanup, _lake_cleanup)):
+        sub.add_argument(
+            "--lake", default=None, help="lake root (None: $IMAGING_ASSETS_LAKE, else the demo's)"
         )
-        command.set_defaults(run=run)
+        sub.set_defaults(run=run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
     try:
         return args.run(args)
     except (ValueError, OSError, RuntimeError) as error:  # bad input, busy or unreachable store

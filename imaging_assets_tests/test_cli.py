@@ -41,3 +41,29 @@ def test_every_subcommand_has_help():
             ).command
             == command
         )
+
+
+def test_version_and_help_without_arguments(capsys):
+    from imaging_assets import __version__
+    from imaging_assets.cli import main
+
+    assert main([]) == 0
+    shown = capsys.readouterr().out
+    assert "usage: imaging-assets" in shown and "lake" in shown
+    done = subprocess.run(
+        [sys.executable, "-m", "imaging_assets.cli", "--version"], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and __version__ in done.stdout
+
+
+def test_every_option_has_help_text():
+    parser = build_parser()
+    subparsers = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+    pending = [(name, p) for name, p in subparsers[0].choices.items()]
+    while pending:
+        name, sub = pending.pop()
+        for action in sub._actions:
+            if action.__class__.__name__ == "_SubParsersAction":
+                pending += [(f"{name} {n}", p) for n, p in action.choices.items()]
+            elif action.dest != "help":
+                assert action.help, f"{name} {action.dest} has no help"

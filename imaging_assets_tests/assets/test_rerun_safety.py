@@ -39,7 +39,9 @@ def _site_images(lake) -> lance.LanceDataset:
 def _drop_plate_from_well_csv(metadata_root, plate: str) -> None:
     path = metadata_root / "well.csv.gz"
     lines = gzip.decompress(path.read_bytes()).decode().splitlines(keepends=True)
-    path.write_bytes(gzip.compress("".join(line for line in lines if f",{plate}," not in line).encode()))
+    path.write_bytes(
+        gzip.compress("".join(line for line in lines if f",{plate}," not in line).encode())
+    )
 
 
 def test_a_rerun_after_well_csv_lost_the_plate_refuses_to_empty_it(plate_built):
@@ -110,3 +112,17 @@ def test_images_job_runs_only_the_image_path():
     job = defs.resolve_job_def("images_job")
     names = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
     assert names == {"load_data", "sampled_sites", "site_images"}
+
+
+def test_lake_plate_status_reports_rows_and_the_last_run(plate_built, capsys):
+    from imaging_assets.cli import main
+
+    assert main(["lake", "plate", PLATE, "--lake", str(plate_built["lake"])]) == 0
+    shown = capsys.readouterr().out
+    rows = _site_images(plate_built["lake"]).count_rows(filter="plate = 'BR00121001'")
+    assert (
+        f"site_images {rows:>10,} rows".replace("  ", " ") in " ".join(shown.split())
+        or str(rows) in shown
+    )
+    assert "last written" in shown and "by run" in shown
+    assert "failed images" in shown
