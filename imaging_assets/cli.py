@@ -39,10 +39,10 @@ def _demo(args: argparse.Namespace) -> int:
     return 1 if report.failed_plates else 0
 
 
-def dagster_dev_command(port: int) -> list[str]:
-    """`dagster dev` for this code location, web UI on loopback only."""
+def dagster_dev_command(port: int, workspace: Path) -> list[str]:
+    """`dagster dev` for this code location (named by `workspace`), web UI on loopback only."""
     dagster = str(Path(sys.executable).with_name("dagster"))
-    return [dagster, "dev", "-m", "imaging_assets.definitions", "-h", "127.0.0.1", "-p", str(port)]
+    return [dagster, "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)]
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -50,7 +50,7 @@ def _dev(args: argparse.Namespace) -> int:
 
     paths = DemoPaths(Path(args.workdir).resolve())
     prepare_environment(paths)
-    command = dagster_dev_command(args.port)
+    command = dagster_dev_command(args.port, paths.dagster_home / "workspace.yaml")
     print(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} {' '.join(command)}", file=sys.stderr)
     return subprocess.call(command)
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imaging_assets.location import location_tags, write_workspace
 from imaging_assets.settings import HOME_ENV
 
 REPO_INSTANCE_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
@@ -76,6 +77,7 @@ def prepare_environment(paths: DemoPaths) -> None:
         shutil.copyfile(REPO_INSTANCE_YAML, instance_yaml)
     else:
         instance_yaml.write_text(FALLBACK_INSTANCE_YAML)
+    write_workspace(paths.dagster_home)
     os.environ["DAGSTER_HOME"] = str(paths.dagster_home)
     os.environ[HOME_ENV] = str(paths.workdir)
 
@@ -120,7 +122,7 @@ def run_demo(
     report = DemoReport()
     with DagsterInstance.get() as instance:
         result = defs.resolve_job_def("metadata_job").execute_in_process(
-            instance=instance, run_config=QUIET
+            instance=instance, run_config=QUIET, tags=location_tags()
         )
         if not result.success:
             raise RuntimeError("metadata_job failed; see the Dagster logs above")
@@ -135,7 +137,7 @@ def run_demo(
             run = plate_job.execute_in_process(
                 partition_key=key,
                 instance=instance,
-                tags={"imaging_assets/source": source},
+                tags={"imaging_assets/source": source, **location_tags()},
                 run_config=QUIET,
                 raise_on_error=False,
             )

@@ -27,6 +27,7 @@ import botocore.config
 import botocore.exceptions
 
 from imaging_assets.cli import dagster_dev_command
+from imaging_assets.location import write_workspace
 
 ACCESS_KEY = "imaging-assets-test"
 SECRET_KEY = "imaging-assets-test-secret"
@@ -242,7 +243,7 @@ class DagsterDev:
     def __enter__(self) -> DagsterDev:
         with self.log_path.open("w") as log:
             self._process = subprocess.Popen(
-                dagster_dev_command(self.port),
+                dagster_dev_command(self.port, write_workspace(self.log_path.parent)),
                 cwd=Path(__file__).resolve().parents[1],
                 env=self.env,
                 stdout=log,

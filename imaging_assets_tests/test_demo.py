@@ -91,3 +91,35 @@ def test_notebook_runs_end_to_end_on_the_demo_lake(demo, monkeypatch):
         for output in cell.outputs
     )
     assert "raw_md5" in text and "dagster_run_id" in text
+
+
+JOB_RUNS = """
+query ($job: String!) {
+  pipelineOrError(params: {pipelineName: $job, repositoryName: "__repository__",
+                           repositoryLocationName: "imaging_assets"}) {
+    __typename
+    ... on Pipeline { runs { runId status } }
+  }
+}
+"""
+
+
+@pytest.mark.slow
+def test_demo_runs_belong_to_the_code_location_in_the_web_ui(demo):
+    """The demo's runs show on plate_job's Runs tab, in a location named `imaging_assets`."""
+    from imaging_assets_tests.servers import DagsterDev
+
+    workdir, _ = demo
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "IMAGING_ASSETS_"))}
+    env |= {"DAGSTER_HOME": str(workdir / "dagster_home"), "IMAGING_ASSETS_HOME": str(workdir)}
+    with DagsterDev(env, workdir / "dagster_dev.log") as dev:
+        entries = dev.graphql(
+            "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
+        )
+        assert [e["name"] for e in entries["workspaceOrError"]["locationEntries"]] == [
+            "imaging_assets"
+        ]
+        for job in ("plate_job", "metadata_job"):
+            answer = dev.graphql(JOB_RUNS, {"job": job})["pipelineOrError"]
+            assert answer["__typename"] == "Pipeline", answer
+            assert answer["runs"] and all(r["status"] == "SUCCESS" for r in answer["runs"]), job
