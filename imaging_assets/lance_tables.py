@@ -103,6 +103,26 @@ def _evolve(uri: str, dataset: lance.LanceDataset, wanted: pa.Schema) -> lance.L
     return dataset
 
 
+ADDABLE = b"imaging_assets.addable"
+"""Field metadata: a column that datasets written by older versions may lack; it is added (null)."""
+
+
+def addable(field: pa.Field) -> pa.Field:
+    """Mark a column as added in a later version: older datasets gain it (null) on their next write."""
+    return field.with_metadata({**(field.metadata or {}), ADDABLE: b"true"})
+
+
+def _add_addable_columns(
+    dataset: lance.LanceDataset, wanted: pa.Schema, uri: str, storage_options: dict | None
+) -> lance.LanceDataset:
+    names = set(dataset.schema.names)
+    missing = [f for f in wanted if f.name not in names and (f.metadata or {}).get(ADDABLE)]
+    if not missing:
+        return dataset
+    dataset.add_columns([f.remove_metadata() for f in missing])
+    return lance.dataset(uri, storage_options=storage_options)
+
+
 def ensure_dataset(
     uri: str, schema: pa.Schema, storage_options: dict | None = None, *, evolve: bool = False
 ) -> lance.LanceDataset:
@@ -125,6 +145,7 @@ def ensure_dataset(
     if evolve:
         _evolve(uri, dataset, schema)
         return lance.dataset(uri, storage_options=storage_options)
+    dataset = _add_addable_columns(dataset, schema, uri, storage_options)
     _check_schema(uri, dataset.schema, schema)
     return dataset
 
@@ -181,7 +202,8 @@ def replace_partition(
     the staged files).
     """
     dataset = ensure_dataset(uri, schema, storage_options, evolve=evolve)
-    schema = dataset.schema if evolve else schema
+    if evolve or dataset.schema.names != schema.names:  # columns added later sit at the end
+        schema = dataset.schema
     stream = _Stream(batches, schema)
     reader = pa.RecordBatchReader.from_batches(schema, iter(stream))
     builder = (

@@ -110,13 +110,12 @@ class Lake:
             "high",
             "crop_offset",
         )
+        dataset = self.dataset("site_images")
+        if f"{channel_prefix(channels[0])}_read_uri" in dataset.schema.names:
+            fields += ("read_uri",)  # where the bytes were read; raw_uri is the canonical URI
         for channel in channels:
             columns += [f"{channel_prefix(channel)}_{f}" for f in fields]
-        rows = (
-            self.dataset("site_images")
-            .to_table(columns=columns, filter=f"site_key = {quote(site_key)}")
-            .to_pylist()
-        )
+        rows = dataset.to_table(columns=columns, filter=f"site_key = {quote(site_key)}").to_pylist()
         if not rows:
             raise KeyError(f"site {site_key!r} is not in {self.uri('site_images')}")
         row = rows[0]
@@ -193,7 +192,7 @@ class Lake:
         keep = ["site_key"] + [
             n
             for n in images.column_names
-            if n.endswith(("_raw_uri", "_raw_md5"))
+            if n.endswith(("_raw_uri", "_read_uri", "_raw_md5"))
             or n in ("recipe_name", "recipe_version", "dagster_run_id")
         ]
         return cells.join(images.select(keep), keys="site_key", join_type="left outer")
@@ -224,6 +223,7 @@ class Lake:
             "site_key": cell["site_key"],
             "channel": channel,
             "raw_uri": image.provenance[channel]["raw_uri"],
+            "read_uri": image.provenance[channel].get("read_uri"),
             "raw_md5": image.provenance[channel]["raw_md5"],
             "profile_digest": cell.get(f"Image_MD5Digest_Orig{channel}"),
             "recipe_name": image.provenance["recipe"]["name"],

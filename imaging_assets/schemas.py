@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from imaging_assets.lance_tables import addable
+
 # --- metadata tables (imaging_assets.jump.metadata) -------------------------------------------
 # Column names exactly as in jump-cellpainting/datasets' metadata/ folder; ids are text.
 
@@ -147,7 +149,9 @@ def site_images_schema(channels: list[str] | tuple[str, ...]) -> pa.Schema:
             pa.field(f"{c}_pixels", pa.large_binary(), metadata=ZSTD_LEVEL_1),
             pa.field(f"{c}_shape", pa.list_(pa.int32())),
             pa.field(f"{c}_dtype", _S),
-            pa.field(f"{c}_raw_uri", _S),
+            pa.field(f"{c}_raw_uri", _S),  # the URI the load data names (canonical)
+            # where the bytes were read (mirror, bucket, server); added in 0.2, older lakes gain it
+            addable(pa.field(f"{c}_read_uri", _S)),
             pa.field(f"{c}_raw_size", pa.int64()),
             pa.field(f"{c}_raw_md5", _S),
             pa.field(f"{c}_raw_sha256", _S),
@@ -166,11 +170,15 @@ def site_images_schema(channels: list[str] | tuple[str, ...]) -> pa.Schema:
 
 
 def failed_images_schema() -> pa.Schema:
-    """One row per raw image that could not be used, replaced per plate like the images."""
+    """One row per raw image that could not be used, replaced per plate like the images.
+
+    uri is the canonical URI the load data names, read_uri where it was (or would have been) read;
+    message names the URI and the kind of failure, never content of the object.
+    """
     return pa.schema(
-        _fields(
-            "failure_key",
-            "uri",
+        _fields("failure_key", "uri")
+        + [addable(pa.field("read_uri", _S))]  # added in 0.2: older lakes gain it (null)
+        + _fields(
             "site_key",
             "source",
             "plate",

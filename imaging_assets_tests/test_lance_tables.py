@@ -168,3 +168,33 @@ def test_a_corrupt_manifest_names_the_dataset(tmp_path):
         UnreadableDatasetError, match=r"site_images\.lance: the Lance dataset cannot be opened"
     ):
         open_dataset(uri)
+
+
+def test_addable_columns_are_added_to_older_datasets_and_others_still_refused(tmp_path):
+    from imaging_assets.lance_tables import SchemaMismatchError, addable, ensure_dataset
+
+    uri = str(tmp_path / "d.lance")
+    old = pa.schema([("key", pa.string()), ("source", pa.string()), ("plate", pa.string())])
+    replace_partition(
+        uri,
+        [pa.RecordBatch.from_pylist([{"key": "a", "source": "s", "plate": "P"}], schema=old)],
+        old,
+        key="key",
+        partition_filter=partition_filter_for("s", "P"),
+    )
+    new = pa.schema([old[0], addable(pa.field("read_uri", pa.string())), old[1], old[2]])
+    replace_partition(
+        uri,
+        [
+            pa.RecordBatch.from_pylist(
+                [{"key": "b", "source": "s", "plate": "P2", "read_uri": "x"}], schema=new
+            )
+        ],
+        new,
+        key="key",
+        partition_filter=partition_filter_for("s", "P2"),
+    )
+    table = lance.dataset(uri).to_table().sort_by("key")
+    assert table["read_uri"].to_pylist() == [None, "x"]
+    with pytest.raises(SchemaMismatchError):
+        ensure_dataset(uri, pa.schema([*new, pa.field("not_addable", pa.string())]))

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import lance
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import (
@@ -18,15 +19,21 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    Config,
     Failure,
     MaterializeResult,
     MetadataValue,
     asset,
 )
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from imaging_assets.assets.lake_writes import commit_metadata, plate_filter, write_plate
+from imaging_assets.assets.lake_writes import (
+    RerunGuardConfig,
+    commit_metadata,
+    plate_filter,
+    run_alive_in,
+    write_plate,
+)
+from imaging_assets.assets.sampling import SIGNATURE, latest_metadata_text
 from imaging_assets.channels import CELL_PAINTING_CHANNELS
 from imaging_assets.images import (
     TooManyFailures,
@@ -34,8 +41,9 @@ from imaging_assets.images import (
     process_sites,
     site_tasks_from_table,
 )
+from imaging_assets.lance_tables import open_dataset
 from imaging_assets.partitions import plates_partitions
-from imaging_assets.processing import RECIPES, get_recipe
+from imaging_assets.processing import DEFAULT_MAX_PIXELS, RECIPES, get_recipe
 from imaging_assets.resources.storage import LakeResource, SourceResource
 from imaging_assets.schemas import failed_images_schema, site_images_schema
 
@@ -51,7 +59,7 @@ def recipes_code_version() -> str:
     return hashlib.sha1(versions.encode()).hexdigest()[:12]
 
 
-class SiteImagesConfig(Config):
+class SiteImagesConfig(RerunGuardConfig):
     """How a plate's sampled sites become images. Everything here lands in provenance."""
 
     recipe: str = Field(default="robust_8bit_crop", description="Processing recipe name")
@@ -67,6 +75,42 @@ class SiteImagesConfig(Config):
         default=0.0, ge=0.0, le=1.0, description="Failed sites / sites tolerated before failing"
     )
     contact_sheet_sites: int = Field(default=4, ge=0, description="Sites in the UI contact sheet")
+    expected_shape: list[int] | None = Field(
+        default=None,
+        description=(
+            "Raw image shape [height, width] every image must declare; when unset, the majority "
+            "of the first sites' TIFF headers fixes it per plate"
+        ),
+    )
+    expected_dtype: str | None = Field(
+        default=None,
+        description=(
+            "Raw pixel dtype (e.g. uint16) every image must declare; when unset, fixed per plate "
+            "like the shape. Float images are refused unless a float dtype is set here"
+        ),
+    )
+    max_pixels: int = Field(
+        default=DEFAULT_MAX_PIXELS,
+        ge=1,
+        description="Largest image (pixels, from the TIFF header) ever decoded",
+    )
+
+    @field_validator("expected_shape")
+    @classmethod
+    def _two_positive_sides(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (len(value) != 2 or min(value) < 1):
+            raise ValueError(f"expected_shape must be [height, width] > 0, got {value}")
+        return value
+
+    @field_validator("expected_dtype")
+    @classmethod
+    def _a_numpy_dtype(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(np.dtype(value))
+        except TypeError as error:
+            raise ValueError(f"expected_dtype {value!r} is not a numpy dtype") from error
 
 
 def _failure_summary(failures: pa.Table) -> dict[str, int]:
@@ -77,8 +121,16 @@ def _failure_summary(failures: pa.Table) -> dict[str, int]:
 def _write_failures(
     lake: LakeResource, failures: pa.Table, partition_key: str, run_id: str
 ) -> None:
-    """Replace this plate's rows in failed_images (an empty table clears earlier failures)."""
+    """Replace this plate's rows in failed_images (an empty table clears earlier failures).
+
+    Nothing to change (no failures now, none recorded for the plate) commits nothing, so clean
+    re-runs do not add a Lance version each time.
+    """
     schema = failed_images_schema()
+    if failures.num_rows == 0:
+        existing = open_dataset(lake.dataset_uri(FAILED_IMAGES), lake.storage_options())
+        if existing is None or existing.count_rows(filter=plate_filter(partition_key)) == 0:
+            return
     write_plate(
         lake,
         FAILED_IMAGES,
@@ -87,6 +139,7 @@ def _write_failures(
         failures.cast(schema).to_batches(),
         schema,
         key="failure_key",
+        max_removed_fraction=None,  # failures that no longer occur are meant to go
     )
 
 
@@ -116,14 +169,15 @@ def _checks(
     if sample_keys:
         prefix = channels[0].lower()
         sample = dataset.to_table(
-            columns=["site_key", f"{prefix}_raw_uri", f"{prefix}_raw_md5"],
+            columns=["site_key", f"{prefix}_raw_uri", f"{prefix}_read_uri", f"{prefix}_raw_md5"],
             filter=pc.field("site_key").isin(sample_keys),
         ).to_pylist()
         store = source.store()
-        for row in sample:
-            fresh = hashlib.md5(store.read(row[f"{prefix}_raw_uri"]).data).hexdigest()
+        for row in sample:  # re-read from where the bytes were read, not the canonical URI
+            where = row[f"{prefix}_read_uri"] or row[f"{prefix}_raw_uri"]
+            fresh = hashlib.md5(store.read(where).data).hexdigest()
             if fresh != row[f"{prefix}_raw_md5"]:
-                mismatches.append(row[f"{prefix}_raw_uri"])
+                mismatches.append(where)
     checks.append(
         AssetCheckResult(
             check_name="raw_md5_matches_fresh_read",
@@ -148,8 +202,10 @@ def _checks(
     ],
     description=(
         "One row per sampled site in the Lance dataset site_images.lance: processed channel "
-        "bytes (zstd) with shape, dtype, intensity bounds and the raw object's URI, size, md5, "
-        "sha256 and ETag, the recipe, package version and run id. A plate is replaced in one commit."
+        "bytes (zstd) with shape, dtype, intensity bounds and the raw object's canonical URI (as "
+        "the load data names it), where it was read, size, md5, sha256 and ETag, the recipe, "
+        "package version and run id. A plate is replaced in one commit; unusable images go to "
+        "failed_images."
     ),
 )
 def site_images(
@@ -166,6 +222,13 @@ def site_images(
     options = lake.storage_options()
     run_id = context.run.run_id
     partition_filter = plate_filter(context.partition_key)
+    sampling = latest_metadata_text(
+        context.instance, "sampled_sites", context.partition_key, SIGNATURE
+    )
+    sampled_before = latest_metadata_text(
+        context.instance, SITE_IMAGES, context.partition_key, SIGNATURE
+    )
+    resampled = sampling is not None and sampled_before is not None and sampling != sampled_before
 
     tasks = site_tasks_from_table(
         sampled_sites.filter(pc.is_in(sampled_sites["channel"], pa.array(channels))), channels
@@ -190,6 +253,9 @@ def site_images(
         channels=channels,
         workers=config.workers,
         run_id=run_id,
+        expected_shape=tuple(config.expected_shape) if config.expected_shape else None,
+        expected_dtype=config.expected_dtype,
+        max_pixels=config.max_pixels,
         batch_rows=config.batch_rows,
         max_failed_fraction=config.max_failed_fraction,
         progress=progress,
@@ -204,13 +270,22 @@ def site_images(
             schema,
             key="site_key",
             index_key=True,
+            run_alive=run_alive_in(context.instance),
+            max_removed_fraction=1.0 if resampled else config.max_removed_fraction,
+            config_hint=(
+                "ops.site_images.config.max_removed_fraction: 1.0 (or change the sampling "
+                "config: re-sampled plates may drop sites)"
+            ),
         )
     except TooManyFailures as error:
         _write_failures(lake, result.failures_table(), context.partition_key, run_id)
         raise Failure(
             description=f"{context.partition_key}: {error}; site_images left unchanged",
             metadata={
-                "failures_by_kind": MetadataValue.json(_failure_summary(result.failures_table()))
+                "failures_by_kind": MetadataValue.json(result.failures_by_kind()),
+                "sites_failed": result.sites_failed,
+                "sites": len(tasks),
+                "expected_raw_image": MetadataValue.json(result.expected()),
             },
         ) from error
     failures = result.failures_table()
@@ -220,6 +295,7 @@ def site_images(
     seconds = max(result.seconds, 1e-9)
     metadata: dict[str, Any] = {
         **commit_metadata(uri, commit, result.sites_ok, seconds, "sites"),
+        **({SIGNATURE: sampling} if sampling else {}),
         "sites_failed": result.sites_failed,
         "images": result.images,
         "raw_bytes_read": result.raw_bytes,
@@ -232,6 +308,7 @@ def site_images(
         "failures_by_kind": MetadataValue.json(
             _failure_summary(failures) if failures.num_rows else {}
         ),
+        "expected_raw_image": MetadataValue.json(result.expected()),
     }
     if config.contact_sheet_sites and result.sites_ok:
         sample_rows = dataset.to_table(filter=partition_filter, limit=config.contact_sheet_sites)

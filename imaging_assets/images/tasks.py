@@ -11,10 +11,23 @@ from imaging_assets.errors import InputError
 
 @dataclass(frozen=True)
 class ChannelSource:
+    """One raw image of a site: where it is read from and the URI the load data names.
+
+    `uri` is where the bytes are read (rebased onto the configured source root: a mirror, a test
+    server, the bucket); `canonical_uri` is load_data's own URI (load_data_uri), the same whatever
+    the source root, so lakes built from a mirror and from the bucket agree on provenance.
+    """
+
     channel: str
     uri: str
     illum_uri: str | None
     frame: int = 0  # page of a multi-page TIFF
+    canonical_uri: str | None = None
+
+    @property
+    def raw_uri(self) -> str:
+        """The canonical URI (stored as <channel>_raw_uri); the read URI when none is known."""
+        return self.canonical_uri or self.uri
 
 
 @dataclass(frozen=True)
@@ -47,7 +60,11 @@ def site_tasks_from_table(table: pa.Table, channels: list[str] | tuple[str, ...]
     for row in table.to_pylist():
         entry = by_site.setdefault(row["site_key"], {"row": row, "channels": {}})
         entry["channels"][row["channel"]] = ChannelSource(
-            row["channel"], row["uri"], row.get("illum_uri"), int(row.get("frame") or 0)
+            row["channel"],
+            row["uri"],
+            row.get("illum_uri"),
+            int(row.get("frame") or 0),
+            row.get("load_data_uri"),
         )
     tasks = []
     for key in sorted(by_site):

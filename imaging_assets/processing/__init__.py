@@ -10,18 +10,31 @@ from imaging_assets.processing.recipes import (
     crop_offset,
     get_recipe,
 )
-from imaging_assets.processing.tiff import ImageDecodeError, decode_tiff
+from imaging_assets.processing.tiff import (
+    DEFAULT_MAX_PIXELS,
+    ImageDecodeError,
+    TiffHeader,
+    check_header,
+    decode_tiff,
+    dtype_accepted,
+    read_tiff_header,
+)
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
     "RECIPES",
     "ImageDecodeError",
     "ProcessedChannel",
     "Recipe",
+    "TiffHeader",
     "apply_recipe",
     "center_crop",
+    "check_header",
     "crop_offset",
     "decode_tiff",
+    "dtype_accepted",
     "get_recipe",
     "percentile_bounds",
     "percentiles",
+    "read_tiff_header",
 ]

@@ -124,3 +124,29 @@ def test_lake_plate_status_reports_rows_and_the_last_run(plate_built, capsys):
     assert counted["site_images"] == f"{rows:,}" and rows > 0
     assert "last written" in shown and "by run" in shown
     assert "failed images" in shown
+
+
+def test_a_lake_written_before_read_uri_existed_gains_the_column(tmp_path):
+    """Older site_images / failed_images datasets lack `*_read_uri`: the next write adds it."""
+    import pyarrow as pa
+
+    from imaging_assets.lance_tables import ensure_dataset
+    from imaging_assets.schemas import failed_images_schema, site_images_schema
+
+    gallery = generate_gallery(tmp_path / "gallery", preset="tiny", seed=0)
+    lake = tmp_path / "lake"
+    channels = ["DNA", "AGP", "ER", "Mito", "RNA"]
+    for name, schema in (
+        ("site_images", site_images_schema(channels)),
+        ("failed_images", failed_images_schema()),
+    ):
+        old = pa.schema([f for f in schema if not f.name.endswith("read_uri")], schema.metadata)
+        ensure_dataset(str(lake / f"{name}.lance"), old)
+    resources = pipeline_resources(str(gallery.source_root), str(gallery.metadata_root), str(lake))
+    with instance_for_test() as instance:
+        materialize_metadata(instance, resources)
+        assert materialize_plate(instance, resources, PLATE).success
+    table = _site_images(lake).to_table(columns=["site_key", "dna_read_uri", "dna_raw_uri"])
+    assert table.num_rows > 0 and all(table["dna_read_uri"].to_pylist())
+    # no failures, nothing to change: failed_images is left as it was (gains the column on its
+    # next real write, as test_lance_tables checks)
