@@ -39,6 +39,7 @@ class CommitResult:
     rows_inserted: int
     rows_updated: int
     rows_deleted: int
+    total_rows: int = -1  # the dataset's rows after the commit (-1 before it)
 
 
 def quote(value: str) -> str:
@@ -230,10 +231,12 @@ def replace_partition(
             f"{uri}: another run committed rows of ({partition_filter}) while this one was "
             "writing; nothing from this run was committed. Re-run the partition."
         ) from error
-    return _commit_result(uri, committed.version, stream.rows, stats)
+    return _commit_result(uri, committed.version, stream.rows, stats, committed.count_rows())
 
 
-def _commit_result(uri: str, version: int, rows: int, stats: dict) -> CommitResult:
+def _commit_result(
+    uri: str, version: int, rows: int, stats: dict, total_rows: int = -1
+) -> CommitResult:
     return CommitResult(
         uri=uri,
         version=version,
@@ -241,6 +244,7 @@ def _commit_result(uri: str, version: int, rows: int, stats: dict) -> CommitResu
         rows_inserted=int(stats.get("num_inserted_rows", 0)),
         rows_updated=int(stats.get("num_updated_rows", 0)),
         rows_deleted=int(stats.get("num_deleted_rows", 0)),
+        total_rows=total_rows,
     )
 
 

@@ -26,6 +26,7 @@ from dagster import (
 )
 from pydantic import Field, field_validator
 
+from imaging_assets.assets.catalog import OWNERS, for_partition, tags
 from imaging_assets.assets.lake_writes import (
     RerunGuardConfig,
     commit_metadata,
@@ -195,10 +196,27 @@ def _checks(
     kinds={"lance"},
     pool="source_reads",
     code_version=recipes_code_version(),
+    owners=OWNERS,
+    tags=tags("jump", "lance"),
     check_specs=[
-        AssetCheckSpec("one_row_per_processed_site", asset=SITE_IMAGES),
-        AssetCheckSpec("unique_site_key", asset=SITE_IMAGES),
-        AssetCheckSpec("raw_md5_matches_fresh_read", asset=SITE_IMAGES),
+        AssetCheckSpec(
+            "one_row_per_processed_site",
+            asset=SITE_IMAGES,
+            description="The plate's rows equal its sampled sites less those that failed.",
+        ),
+        AssetCheckSpec(
+            "unique_site_key",
+            asset=SITE_IMAGES,
+            description="No site_key appears twice in the plate (no duplicated writes).",
+        ),
+        AssetCheckSpec(
+            "raw_md5_matches_fresh_read",
+            asset=SITE_IMAGES,
+            description=(
+                "A sample of the plate's raw objects, read again from where they were read, "
+                "still has the md5 stored in the row."
+            ),
+        ),
     ],
     description=(
         "One row per sampled site in the Lance dataset site_images.lance: processed channel "
@@ -294,7 +312,7 @@ def site_images(
     dataset = lance.dataset(uri, storage_options=options)
     seconds = max(result.seconds, 1e-9)
     metadata: dict[str, Any] = {
-        **commit_metadata(uri, commit, result.sites_ok, seconds, "sites"),
+        **commit_metadata(uri, commit, result.sites_ok, seconds, "sites", schema),
         **({SIGNATURE: sampling} if sampling else {}),
         "sites_failed": result.sites_failed,
         "images": result.images,
@@ -322,4 +340,6 @@ def site_images(
         f"at {metadata['images_per_second']} images/s; {uri} v{commit.version}"
     )
     checks = _checks(dataset, partition_filter, result.sites_ok, channels, source)
-    return MaterializeResult(metadata=metadata, check_results=checks)
+    return MaterializeResult(
+        metadata=metadata, check_results=for_partition(checks, context.partition_key)
+    )

@@ -11,6 +11,7 @@ from dagster import Config, DagsterInstance, MetadataValue
 from pydantic import Field
 
 from imaging_assets import lance_tables
+from imaging_assets.assets.catalog import table_catalog
 from imaging_assets.core.lease import RunAlive, partition_lease
 from imaging_assets.keys import parse_plate_partition_key
 from imaging_assets.resources.storage import LakeResource
@@ -144,10 +145,18 @@ def _removed_examples(current, key: str, partition_filter: str, seen: set[str] |
 
 
 def commit_metadata(
-    uri: str, commit: lance_tables.CommitResult, rows: int, seconds: float, unit: str
+    uri: str,
+    commit: lance_tables.CommitResult,
+    rows: int,
+    seconds: float,
+    unit: str,
+    schema: pa.Schema | None = None,
 ) -> dict:
-    """What every Lance-writing asset reports: where, which version, how many, how fast."""
+    """What every Lance-writing asset reports: where, which version, how many (the plate's rows
+    as Dagster's row count, the dataset's total beside it), how fast, and the columns."""
     return {
+        **(table_catalog(schema, rows) if schema is not None else {"dagster/row_count": rows}),
+        "dataset_rows_total": commit.total_rows,
         "dataset_uri": MetadataValue.path(uri),
         "dataset_version": commit.version,
         "rows": rows,

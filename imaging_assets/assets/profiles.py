@@ -28,6 +28,7 @@ from dagster import (
 from pydantic import Field
 
 from imaging_assets import lance_tables, layout
+from imaging_assets.assets.catalog import OWNERS, for_partition, tags
 from imaging_assets.assets.images import SITE_IMAGES
 from imaging_assets.assets.lake_writes import (
     RerunGuardConfig,
@@ -56,6 +57,7 @@ GROUP = "profiles"
 WELL_PROFILES = "well_profiles"
 CELL_PROFILES = "cell_profiles"
 CELL_CROPS = "cell_crops"
+PROFILES_CODE_VERSION = "2"  # bump when parsing, joins or cropping change what is written
 
 
 def _no_profiles(
@@ -87,6 +89,9 @@ class WellProfilesConfig(RerunGuardConfig):
     group_name=GROUP,
     partitions_def=plates_partitions,
     kinds={"lance"},
+    owners=OWNERS,
+    tags=tags("jump", "lance"),
+    code_version=PROFILES_CODE_VERSION,
     pool="source_reads",
     description=(
         "CellProfiler per-well profiles of the plate in well_profiles.lance: features as floats, "
@@ -134,7 +139,7 @@ def well_profiles(
     context.log.info(f"{fetched.uri}: {table.num_rows} wells in {seconds:.2f} s -> {uri}")
     return MaterializeResult(
         metadata={
-            **commit_metadata(uri, commit, table.num_rows, seconds, "rows"),
+            **commit_metadata(uri, commit, table.num_rows, seconds, "rows", table.schema),
             "profiles_found": True,
             "features": sum(1 for name in table.column_names if not name.startswith("Metadata_")),
             "source_uri": fetched.uri,
@@ -161,9 +166,21 @@ def _site_md5s(lake: LakeResource, partition_filter: str) -> pa.Table:
     group_name=GROUP,
     partitions_def=plates_partitions,
     kinds={"lance"},
+    owners=OWNERS,
+    tags=tags("jump", "lance"),
+    code_version=PROFILES_CODE_VERSION,
     pool="source_reads",
     deps=[AssetKey(SITE_IMAGES)],
-    check_specs=[AssetCheckSpec("profile_digests_match_images", asset=CELL_PROFILES)],
+    check_specs=[
+        AssetCheckSpec(
+            "profile_digests_match_images",
+            asset=CELL_PROFILES,
+            description=(
+                "CellProfiler's Image_MD5Digest of every site equals the raw md5 in site_images "
+                "(verified, contradicted or unknown per site; fails on any contradiction)."
+            ),
+        )
+    ],
     description=(
         "Single cells of the plate (Cytoplasm joined with Cells and Nuclei within an image) in "
         "cell_profiles.lance, each with a deterministic cell_id and the site_key of its image; "
@@ -190,14 +207,17 @@ def cell_profiles(
             metadata=_no_profiles(
                 context, "CellProfiler single-cell backend", store.uri(key), lake, CELL_PROFILES
             ),
-            check_results=[
-                AssetCheckResult(
-                    check_name="profile_digests_match_images",
-                    passed=True,
-                    description="No CellProfiler backend for this plate: nothing to compare.",
-                    metadata={"skipped": "no profiles for this plate"},
-                )
-            ],
+            check_results=for_partition(
+                [
+                    AssetCheckResult(
+                        check_name="profile_digests_match_images",
+                        passed=True,
+                        description="No CellProfiler backend for this plate: nothing to compare.",
+                        metadata={"skipped": "no profiles for this plate"},
+                    )
+                ],
+                context.partition_key,
+            ),
         )
     with store.local_file(key, suffix=".sqlite") as sqlite_path:
         schema = cell_profiles_schema_from_sqlite(sqlite_path)
@@ -248,13 +268,13 @@ def cell_profiles(
     )
     return MaterializeResult(
         metadata={
-            **commit_metadata(uri, commit, counted["rows"], seconds, "cells"),
+            **commit_metadata(uri, commit, counted["rows"], seconds, "cells", schema),
             "profiles_found": True,
             "record_batches": counted["batches"],
             "source_uri": store.uri(key),
             "provenance": MetadataValue.json(counts),
         },
-        check_results=[check],
+        check_results=for_partition([check], context.partition_key),
     )
 
 
@@ -333,6 +353,9 @@ def _crop_batches(
     group_name=GROUP,
     partitions_def=plates_partitions,
     kinds={"lance"},
+    owners=OWNERS,
+    tags=tags("jump", "lance"),
+    code_version=PROFILES_CODE_VERSION,
     deps=[AssetKey(SITE_IMAGES), AssetKey(CELL_PROFILES)],
     description=(
         "Fixed-size crops (every channel) centred on each cell of the processed site images, in "
@@ -375,7 +398,7 @@ def cell_crops(
     context.log.info(f"{context.partition_key}: {counted['cells']:,} crops in {seconds:.2f} s")
     return MaterializeResult(
         metadata={
-            **commit_metadata(uri, commit, counted["cells"], seconds, "crops"),
+            **commit_metadata(uri, commit, counted["cells"], seconds, "crops", schema),
             "site_images_version": images.version,
         }
     )

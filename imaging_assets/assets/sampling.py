@@ -17,6 +17,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from imaging_assets.assets.catalog import OWNERS, tags
 from imaging_assets.assets.load_data import plate_row
 from imaging_assets.assets.metadata import table_metadata
 from imaging_assets.jump.sampling import (
@@ -96,6 +97,9 @@ def latest_metadata_text(
     group_name=GROUP,
     partitions_def=plates_partitions,
     kinds={"arrow", "parquet"},
+    owners=OWNERS,
+    tags=tags("jump", "parquet"),
+    code_version="2",  # bump when the sampling rule changes
     description="The load_data rows (every channel) of the sites chosen for processing.",
 )
 def sampled_sites(

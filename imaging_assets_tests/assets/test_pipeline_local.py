@@ -206,3 +206,17 @@ def test_a_plate_found_before_the_plate_table_lists_it(gallery, tmp_path):
     assert load_data.num_rows > 0 and set(load_data["batch"].to_pylist()) == {"2021_04_26_Batch1"}
     sampled = pq.read_table(tmp_path / "lake" / "sampled_sites" / "source_4__BR00117035.parquet")
     assert sampled.num_rows == 0
+
+
+def test_the_catalog_shows_columns_row_counts_and_checked_partitions(built):
+    for key, result in built["results"].items():
+        materialization = result.asset_materializations_for_node("site_images")[0]
+        metadata = materialization.metadata
+        columns = {c.name: c for c in metadata["dagster/column_schema"].value.columns}
+        assert "provenance" in columns["dna_raw_md5"].description
+        assert "canonical" in columns["dna_raw_uri"].description
+        plate_rows = metadata["dagster/row_count"].value
+        assert plate_rows == metadata["rows"].value
+        assert metadata["dataset_rows_total"].value >= plate_rows
+        for check in result.get_asset_check_evaluations():
+            assert check.metadata["partition"].value == key
