@@ -7,12 +7,15 @@ for its plates or files; never a listing of the whole bucket.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from imaging_assets import layout
-from imaging_assets.keys import plate_partition_key
+from imaging_assets.keys import key_part_problem, plate_partition_key
 from imaging_assets.resources.stores import ObjectStore
+
+log = logging.getLogger(__name__)
 
 
 def _last_segment(prefix: str) -> str:
@@ -115,6 +118,16 @@ class ScanCursor:
         )
 
 
+def _usable(source: str, batch: str, plate: str) -> bool:
+    """A folder whose name cannot be a key part is skipped with a warning, never a failed tick."""
+    problem = key_part_problem(source) or key_part_problem(plate)
+    if problem:
+        log.warning(
+            "skipping %s/%s/%s: its name %s; rename it to process it", source, batch, plate, problem
+        )
+    return problem is None
+
+
 def scan_for_new_plates(
     store: ObjectStore,
     cursor: ScanCursor,
@@ -152,7 +165,8 @@ def scan_for_new_plates(
         new = [
             FoundPlate(source, batch, plate)
             for plate in list_plates_any_format(store, source, batch)
-            if plate_partition_key(source, plate) not in known_partitions
+            if _usable(source, batch, plate)
+            and plate_partition_key(source, plate) not in known_partitions
         ]
         room = max_new - len(found)
         found.extend(new[: max(room, 0)])

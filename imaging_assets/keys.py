@@ -6,23 +6,50 @@ cell_id: "<site_key>__<object number>". Re-runs produce the same keys.
 
 from __future__ import annotations
 
+import unicodedata
+
 SEPARATOR = "__"
 _FORBIDDEN_IN_PARTS = ("/", ",", SEPARATOR)
+KEY_PART_RULE = (
+    "a non-empty key part without '__', '/', ',' or control characters, "
+    "not starting or ending with '_'"
+)
 
 
-def _check_part(name: str, value: str) -> str:
-    value = str(value)
-    if not value:
-        raise ValueError(f"{name} must not be empty")
+def key_part_problem(value: object) -> str | None:
+    """Why a value cannot be a key part (source, plate, well, site), or None when it can.
+
+    The rule, the same for every part: not empty; no separator `__` (a part holding it would
+    make two different sites one key, and one of them would be lost); no `/` or `,` (keys are
+    used in paths and in Dagster's partition selections); no control character (a newline, tab,
+    NUL or any other Unicode "Cc" character: invisible in logs and UIs, often a parsing
+    accident); and no `_` at either end, since "P_" + "__" + "A01" reads as "P" + "__" + "_A01".
+    """
+    text = "" if value is None else str(value)
+    if not text:
+        return "is empty"
     for bad in _FORBIDDEN_IN_PARTS:
-        if bad in value:
-            raise ValueError(f"{name} {value!r} must not contain {bad!r}")
-    return value
+        if bad in text:
+            return f"contains {bad!r}"
+    control = next((c for c in text if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        return f"contains the control character {control!r}"
+    if text.startswith("_") or text.endswith("_"):
+        return "starts or ends with '_'"
+    return None
+
+
+def check_key_part(name: str, value: object) -> str:
+    """The value as text when it may be a key part; ValueError naming the part and why if not."""
+    problem = key_part_problem(value)
+    if problem is not None:
+        raise ValueError(f"{name} {value!r} {problem}; a key part must be {KEY_PART_RULE}")
+    return str(value)
 
 
 def plate_partition_key(source: str, plate: str) -> str:
     """The dynamic partition key of one plate."""
-    return _check_part("source", source) + SEPARATOR + _check_part("plate", plate)
+    return check_key_part("source", source) + SEPARATOR + check_key_part("plate", plate)
 
 
 def parse_plate_partition_key(key: str) -> tuple[str, str]:
@@ -37,10 +64,10 @@ def site_key(source: str, plate: str, well: str, site: str | int) -> str:
     """The key of one imaged site (field of view)."""
     return SEPARATOR.join(
         (
-            _check_part("source", source),
-            _check_part("plate", plate),
-            _check_part("well", well),
-            _check_part("site", str(site)),
+            check_key_part("source", source),
+            check_key_part("plate", plate),
+            check_key_part("well", well),
+            check_key_part("site", str(site)),
         )
     )
 

@@ -65,3 +65,11 @@ def test_settled_batches_cost_no_plate_listings(tmp_path):
     before = store.request_count
     _, cursor = _scan(store, cursor, known, max_new=10, watch_ticks=2)
     assert store.request_count - before == 1 + 2  # sources, then batches in both formats
+
+
+def test_a_folder_whose_name_cannot_be_a_key_is_skipped_not_fatal(tmp_path, caplog):
+    _land(tmp_path, "source_1", "b1", "P1")
+    _land(tmp_path, "source_1", "b1", "bad__name")
+    found, _ = _scan(LocalStore(tmp_path), ScanCursor(), set(), max_new=10)
+    assert found == ["source_1__P1"]
+    assert "bad__name" in caplog.text and "'__'" in caplog.text

@@ -81,7 +81,9 @@ def locate_load_data(store: ObjectStore, plate: dict) -> tuple[str, str]:
     description=(
         "One row per (site, channel) of a plate: source, batch, plate, well, site, channel, the raw "
         "object's URI under the source root, its illumination function, and the well's perturbation "
-        "and control role (wells without metadata kept, has_metadata = false)."
+        "and control role (wells without metadata kept, has_metadata = false). Fails, naming the "
+        "file, column and row, when a row names another plate or source than the partition, a "
+        "key part is malformed, or a location is not under the source root."
     ),
 )
 def load_data(
@@ -101,8 +103,9 @@ def load_data(
         load_data_format,
         source=plate["source"],
         batch=plate["batch"],
+        plate=plate["plate"],
     )
-    table = load_data_logic.resolve_uris(table, store.root)
+    table = load_data_logic.resolve_uris(table, store.root, file=fetched.uri)
     plate_wells = well_metadata.filter(
         pc.and_(
             pc.equal(well_metadata["source"], plate["source"]),

@@ -9,6 +9,7 @@ import time
 import pyarrow as pa
 from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Output, asset
 
+from imaging_assets.errors import MissingObjectError
 from imaging_assets.jump import metadata as jump_metadata
 from imaging_assets.resources.storage import MetadataResource
 
@@ -46,21 +47,48 @@ def table_metadata(table: pa.Table, seconds: float | None = None) -> dict:
 
 def _metadata_table_asset(asset_name: str, table_name: str) -> AssetsDefinition:
     file_name = jump_metadata.file_name(table_name)
+    optional = table_name in jump_metadata.OPTIONAL_TABLES
+    required = ", ".join(jump_metadata.file_name(n) for n in jump_metadata.REQUIRED_TABLES)
+    note = (
+        " Optional (the pipeline does not use it): when the file is absent, an empty table with "
+        "its schema, and metadata `missing` = true."
+        if optional
+        else " Required: the metadata job fails when the file is absent."
+    )
 
     @asset(
         name=asset_name,
         group_name=GROUP,
-        description=f"The JUMP `{file_name}` table, typed and validated.",
+        description=f"The JUMP `{file_name}` table, typed and validated.{note}",
         kinds={"arrow", "parquet"},
     )
     def _table(context: AssetExecutionContext, jump_metadata_source: MetadataResource) -> Output:
         store = jump_metadata_source.store()
         started = time.perf_counter()
-        fetched = store.read(file_name)
+        try:
+            fetched = store.read(file_name)
+        except MissingObjectError as error:
+            if not optional:
+                raise MissingObjectError(
+                    error.uri,
+                    f"{file_name} is a required JUMP metadata table; the metadata folder "
+                    f"{store.root} must hold all of: {required}",
+                ) from error
+            context.log.warning(
+                f"{error.uri}: optional JUMP metadata table {file_name} is missing; "
+                "materializing an empty table with its schema"
+            )
+            table = jump_metadata.empty_table(table_name)
+            return Output(
+                table, metadata={**table_metadata(table), "source": error.uri, "missing": True}
+            )
         table = jump_metadata.read_metadata_table(table_name, fetched.data, fetched.uri)
         seconds = time.perf_counter() - started
         context.log.info(f"{fetched.uri}: {table.num_rows:,} rows in {seconds:.2f} s")
-        return Output(table, metadata={**table_metadata(table, seconds), "source": fetched.uri})
+        return Output(
+            table,
+            metadata={**table_metadata(table, seconds), "source": fetched.uri, "missing": False},
+        )
 
     return _table
 

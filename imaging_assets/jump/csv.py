@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import re
 import zlib
 
 import pyarrow as pa
@@ -19,6 +20,9 @@ import pyarrow.csv as pacsv
 from imaging_assets.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
+# Arrow reads in blocks that must hold whole rows; fields up to this size parse on the first try.
+BLOCK_SIZE = 16 << 20
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that are not UTF-8, surrogate-escaped
 
 
 def decompress(data: bytes, file: str) -> bytes:
@@ -32,11 +36,19 @@ def decompress(data: bytes, file: str) -> bytes:
 
 
 def header(data: bytes, file: str) -> list[str]:
-    """Column names of a CSV (first line), or a clear error for an empty file."""
+    """Column names of a CSV (first line), or a clear error for an empty or undecodable header."""
     if not data.strip():
         raise InputError(file, "the file is empty", expected="a CSV header and rows")
-    first = data.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8-sig", errors="replace")
-    return next(csv.reader([first]))
+    first = data.split(b"\n", 1)[0].rstrip(b"\r")
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputError(
+            file,
+            f"the header line (line 1) is not valid UTF-8 (byte {error.start + 1})",
+            expected="UTF-8 text",
+        ) from error
+    return next(csv.reader([text]))
 
 
 def _first_bad_value(column: pa.ChunkedArray, type_: pa.DataType) -> tuple[int, str] | None:
@@ -50,8 +62,89 @@ def _first_bad_value(column: pa.ChunkedArray, type_: pa.DataType) -> tuple[int, 
     return None
 
 
+def _read(data: bytes, options: pacsv.ConvertOptions, *, whole: bool = False) -> pa.Table:
+    """Arrow's reader; `whole` reads the file as one block that may hold newlines in quotes.
+
+    Arrow needs every row inside one block; its 1 MB default makes a legitimate field of a few
+    MB fail ("straddling object"). The first try uses blocks of BLOCK_SIZE (fields up to that
+    size parse, reading stays multi-threaded); only when that fails is the file read as one block
+    with quoted newlines allowed, the most permissive read, before any error is reported.
+    """
+    block_size = max(len(data) + 1, BLOCK_SIZE) if whole else BLOCK_SIZE
+    read_options = pacsv.ReadOptions(block_size=block_size)
+    parse_options = pacsv.ParseOptions(newlines_in_values=whole)
+    return pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=read_options,
+        parse_options=parse_options,
+        convert_options=options,
+    )
+
+
+def _text_options(names: list[str]) -> pacsv.ConvertOptions:
+    return pacsv.ConvertOptions(
+        column_types={name: pa.string() for name in names},
+        null_values=[""],
+        strings_can_be_null=True,
+    )
+
+
+def locate_csv_problem(data: bytes, file: str, names: list[str]) -> InputError | None:
+    """The first structural problem of a CSV as an InputError, by re-reading it with `csv`.
+
+    Arrow's own errors name neither the file nor the row. Finds bytes that are not UTF-8 (with
+    their column), rows with too few or too many fields, and unparseable quoting; rows are 1-based
+    data rows (the header is not counted, blank lines are skipped as Arrow skips them), the
+    physical line is in the message.
+    """
+    text = data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, min(len(text) + 1, 2**31 - 1)))
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        row = 0
+        try:
+            for record in reader:
+                if not record:
+                    continue
+                for index, value in enumerate(record):
+                    bad = _UNDECODABLE.search(value)
+                    if bad is None:
+                        continue
+                    column = names[index] if index < len(names) else None
+                    return InputError(
+                        file,
+                        f"{'the header' if row == 0 else 'a value'} is not valid UTF-8 "
+                        f"(line {reader.line_num}, byte 0x{ord(bad.group()) - 0xDC00:02x})",
+                        column=column,
+                        row=row or None,
+                        expected="UTF-8 text",
+                    )
+                if row and len(record) != len(names):
+                    return InputError(
+                        file,
+                        f"the row has {len(record)} fields, the header {len(names)} "
+                        f"(line {reader.line_num})",
+                        row=row,
+                        expected=f"{len(names)} fields",
+                        got=len(record),
+                    )
+                row += 1
+        except csv.Error as error:
+            return InputError(
+                file, f"not a readable CSV at line {reader.line_num} ({error})", row=row or None
+            )
+    finally:
+        csv.field_size_limit(limit)
+    return None
+
+
 def read_typed_csv(data: bytes, file: str, types: dict[str, pa.DataType]) -> pa.Table:
-    """Every column as text except those in `types`; nulls only for empty cells."""
+    """Every column as text except those in `types`; nulls only for empty cells.
+
+    Every Arrow error becomes an InputError naming the file and, where it can be found, the
+    column and 1-based data row (see locate_csv_problem).
+    """
     names = header(data, file)
     text = {name: pa.string() for name in names}
     options = pacsv.ConvertOptions(
@@ -61,27 +154,33 @@ def read_typed_csv(data: bytes, file: str, types: dict[str, pa.DataType]) -> pa.
         quoted_strings_can_be_null=False,
     )
     try:
-        return pacsv.read_csv(io.BytesIO(data), convert_options=options)
-    except pa.ArrowInvalid as error:
-        strings = pacsv.read_csv(
-            io.BytesIO(data),
-            convert_options=pacsv.ConvertOptions(
-                column_types=text, null_values=[""], strings_can_be_null=True
-            ),
-        )
-        for name, type_ in types.items():
-            if name in strings.column_names:
-                bad = _first_bad_value(strings[name], type_)
-                if bad:
-                    raise InputError(
-                        file,
-                        "a value cannot be parsed",
-                        column=name,
-                        row=bad[0],
-                        expected=str(type_),
-                        got=bad[1],
-                    ) from error
-        raise InputError(file, f"not a readable CSV ({error})") from error
+        return _read(data, options)
+    except pa.ArrowException as first_error:
+        error = first_error
+    try:
+        return _read(data, options, whole=True)  # a big field, or a newline inside quotes
+    except pa.ArrowException as whole_error:
+        error = whole_error
+    problem = locate_csv_problem(data, file, names)
+    if problem is not None:
+        raise problem from error
+    try:
+        strings = _read(data, _text_options(names), whole=True)
+    except pa.ArrowException as text_error:
+        raise InputError(file, f"not a readable CSV ({text_error})") from text_error
+    for name, type_ in types.items():
+        if name in strings.column_names:
+            bad = _first_bad_value(strings[name], type_)
+            if bad:
+                raise InputError(
+                    file,
+                    "a value cannot be parsed",
+                    column=name,
+                    row=bad[0],
+                    expected=str(type_),
+                    got=bad[1],
+                ) from error
+    raise InputError(file, f"not a readable CSV ({error})") from error
 
 
 def empty_cells(table: pa.Table, column: str) -> int | None:

@@ -2,14 +2,33 @@
 
 Current format (cpg0016, 2025+): `URL_Orig{Ch}` / `URL_Illum{Ch}` columns with full URIs.
 Older format: `FileName_Orig{Ch}` + `PathName_Orig{Ch}` (and `_Illum`), CSV or parquet.
-The URIs name the public bucket; resolve_uris rebases them onto the configured source root so the
-same manifest works against the bucket, a local mirror or a test server.
+
+Two locations per image, both kept:
+- `load_data_uri`: the canonical URI exactly as the load data names it (for cpg0016,
+  ``s3://cellpainting-gallery/cpg0016-jump/<source>/images/...``; for the older format PathName and
+  FileName joined by one slash). It is what the image pipeline stores as the raw URI: the same
+  whichever mirror the bytes came from.
+- `uri` (and `illum_uri`): where the object is read from, the canonical URI rebased onto the
+  configured source root by resolve_uris, so the same manifest works against the bucket, a local
+  mirror or a test server.
+
+Validation, each failure an InputError naming the file, the column and the 1-based data row:
+- every row names the partition's plate and source (Metadata_Plate, Metadata_Source), when the
+  caller gives them (the `load_data` asset always does);
+- source, plate, well and site are valid key parts (imaging_assets.keys.check_key_part: no `__`,
+  `/`, `,` or control character, no `_` at either end, not empty), so no two sites share a key;
+- one row per site; every image has a location; frames are page numbers;
+- after resolution every uri and illum_uri is under the source root: a location that is not
+  (an absolute path elsewhere, another bucket or host, a `..` segment) is refused, not read.
+The output carries `load_data_row`, the 1-based data row of the file each image came from, so a
+later error can point back at the file.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import urllib.parse
 from typing import Literal
 
 import pyarrow as pa
@@ -18,7 +37,7 @@ import pyarrow.parquet as pq
 
 from imaging_assets.errors import InputError
 from imaging_assets.jump.csv import decompress, empty_cells, read_typed_csv
-from imaging_assets.keys import SEPARATOR
+from imaging_assets.keys import KEY_PART_RULE, SEPARATOR, key_part_problem
 from imaging_assets.layout import rebase_to_source_key
 from imaging_assets.resources.stores import has_scheme
 from imaging_assets.schemas import LOAD_DATA_SCHEMA
@@ -28,6 +47,10 @@ REQUIRED = ("Metadata_Plate", "Metadata_Well", "Metadata_Site")
 _URL = re.compile(r"^URL_Orig(?P<ch>.+)$")
 _FILE = re.compile(r"^FileName_Orig(?P<ch>.+)$")
 _PATH = re.compile(r"^PathName_Orig(?P<ch>.+)$")
+KEY_COLUMNS = ("Metadata_Source", "Metadata_Plate", "Metadata_Well", "Metadata_Site")
+ROW_COLUMN = "load_data_row"
+_FILE_KEY = b"imaging_assets:load_data_file"
+_STYLE_KEY = b"imaging_assets:load_data_style"
 
 
 def read_raw_table(data: bytes, file: str, fmt: Format) -> pa.Table:
@@ -38,9 +61,21 @@ def read_raw_table(data: bytes, file: str, fmt: Format) -> pa.Table:
         raise InputError(file, "unknown load_data format", expected="csv or parquet", got=fmt)
     try:
         table = pq.read_table(io.BytesIO(data))
-    except (pa.ArrowInvalid, OSError) as error:
+    except (pa.ArrowException, OSError) as error:
         raise InputError(file, f"not a readable parquet file ({error})") from error
-    return table.cast(pa.schema([pa.field(f.name, pa.string()) for f in table.schema]))
+    columns = {}
+    for field in table.schema:
+        try:
+            columns[field.name] = table[field.name].cast(pa.string())
+        except pa.ArrowException as error:
+            raise InputError(
+                file,
+                f"a column cannot be read as text ({error})",
+                column=field.name,
+                expected="text or numbers",
+                got=str(field.type),
+            ) from error
+    return pa.table(columns)
 
 
 def channels_of(columns: list[str], file: str) -> tuple[list[str], str]:
@@ -125,8 +160,14 @@ def normalize_load_data(
     *,
     source: str | None = None,
     batch: str | None = None,
+    plate: str | None = None,
 ) -> pa.Table:
-    """One row per (site, channel): source, batch, plate, well, site, channel, uri, illum_uri, site_key."""
+    """One row per (site, channel): source, batch, plate, well, site, channel, uri, illum_uri,
+    site_key, frame, and load_data_row (the file's 1-based data row).
+
+    `source` and `batch` fill the Metadata_Source / Metadata_Batch columns when the file has
+    none. `source` and `plate`, when given, are the partition's: every row must name them.
+    """
     table = read_raw_table(data, file, fmt)
     if table.num_rows == 0:
         raise InputError(file, "no rows", expected="one row per site")
@@ -139,6 +180,19 @@ def normalize_load_data(
     channels, style = channels_of(table.column_names, file)
     sources = _constant_or_column(table, "Metadata_Source", source, file)
     batches = _constant_or_column(table, "Metadata_Batch", batch, file)
+    _check_partition(table, file, source, plate)
+    given = "Metadata_Source" not in table.column_names
+    _check_key_parts(
+        file,
+        {
+            "Metadata_Source": sources,
+            "Metadata_Plate": table["Metadata_Plate"],
+            "Metadata_Well": table["Metadata_Well"],
+            "Metadata_Site": table["Metadata_Site"],
+        },
+        given={"Metadata_Source"} if given else set(),
+    )
+    rows = pa.chunked_array([pa.array(range(1, table.num_rows + 1), pa.int32())])
     site_keys = pc.binary_join_element_wise(
         sources, table["Metadata_Plate"], table["Metadata_Well"], table["Metadata_Site"], SEPARATOR
     )
@@ -156,6 +210,7 @@ def normalize_load_data(
         )
 
     parts = []
+    metadata = {_FILE_KEY: file.encode(), _STYLE_KEY: style.encode()}
     for channel in channels:
         uri = _uri_column(table, "Orig", channel, style)
         row = empty_cells(pa.table({"uri": uri}), "uri")
@@ -182,37 +237,155 @@ def normalize_load_data(
                 },
                 schema=LOAD_DATA_SCHEMA,
             )
+            .append_column(pa.field(ROW_COLUMN, pa.int32()), rows)
+            .replace_schema_metadata(metadata)
         )
     return pa.concat_tables(parts).sort_by([("site_key", "ascending"), ("channel", "ascending")])
 
 
-def _resolve(uri: str | None, source: str, root: str) -> str | None:
-    if uri is None:
+def _first_row(values: pa.ChunkedArray, mask: pa.ChunkedArray | pa.Array) -> int | None:
+    """1-based row of the first true in mask (nulls count as false), or None."""
+    mask = pc.fill_null(mask, False)
+    if not pc.any(mask).as_py():
         return None
-    key = rebase_to_source_key(uri, source)
+    return int(pc.index(mask, True).as_py()) + 1
+
+
+def _check_partition(table: pa.Table, file: str, source: str | None, plate: str | None) -> None:
+    """Every row names the partition's source and plate (when the caller gives them).
+
+    A file of another plate would otherwise be read for this partition: its rows would be stored
+    under the other plate, and this plate's rows downstream replaced by nothing.
+    """
+    for column, wanted in (("Metadata_Source", source), ("Metadata_Plate", plate)):
+        if wanted is None or column not in table.column_names:
+            continue
+        values = table[column]
+        row = _first_row(values, pc.not_equal(values, wanted))
+        if row is not None:
+            found = values[row - 1].as_py()
+            what = column.removeprefix("Metadata_").lower()
+            raise InputError(
+                file,
+                f"the row names {what} {found!r}, but this is the load data of {what} {wanted!r}",
+                column=column,
+                row=row,
+                expected=repr(wanted),
+                got=found,
+            )
+
+
+def _check_key_parts(file: str, columns: dict[str, pa.ChunkedArray], given: set[str]) -> None:
+    """Every value that becomes part of a key follows the key part rule (keys.check_key_part).
+
+    Checked per distinct value, so a plate of thousands of rows costs a handful of checks; the
+    first offending row of the file is named. Columns in `given` came from the caller.
+    """
+    for column, values in columns.items():
+        for value in pc.unique(values).to_pylist():
+            problem = key_part_problem(value)
+            if problem is None:
+                continue
+            if column in given:
+                raise InputError(
+                    file,
+                    f"the {column} given by the caller (the file has no such column) {problem}",
+                    column=column,
+                    expected=KEY_PART_RULE,
+                    got=value,
+                )
+            mask = pc.is_null(values) if value is None else pc.equal(values, value)
+            raise InputError(
+                file,
+                f"a key part {problem}",
+                column=column,
+                row=_first_row(values, mask),
+                expected=KEY_PART_RULE,
+                got=value,
+            )
+
+
+def _has_dot_dot(uri: str) -> bool:
+    """A `..` segment, also percent-encoded (an HTTP server would decode it)."""
+    return ".." in urllib.parse.unquote(uri).split("/")
+
+
+def resolve_uri(uri: str, source: str, root: str) -> str:
+    """Where a location of the load data is read from: under `root`, or ValueError saying why not.
+
+    A URI holding the source folder ("s3://cellpainting-gallery/cpg0016-jump/source_4/images/...")
+    is rebased: everything from "source_4/" on is the key under the root. A relative path joins
+    the root. Anything else (an absolute path, another bucket or host) is kept as written and
+    must itself be under the root. No `..` segment is accepted anywhere: object stores take it
+    literally, file systems and HTTP servers resolve it, so it cannot mean one place.
+    """
+    text = uri.replace("\\", "/")
+    if _has_dot_dot(text):
+        raise ValueError("has a '..' segment")
+    key = rebase_to_source_key(text, source)
     if key is not None:
-        return f"{root}/{key}"
-    if has_scheme(uri) or uri.startswith("/"):
-        return uri
-    return f"{root}/{uri.lstrip('/')}"
+        resolved = f"{root}/{key}"
+    elif text.startswith("file://") and not has_scheme(root):
+        resolved = urllib.parse.unquote(urllib.parse.urlparse(text).path)
+    elif has_scheme(text) or text.startswith("/"):
+        resolved = text
+    else:
+        resolved = f"{root}/{text}"
+    if not resolved.startswith(root + "/"):
+        raise ValueError(f"resolves to {resolved!r}")
+    return resolved
 
 
-def resolve_uris(table: pa.Table, source_root: str) -> pa.Table:
+def _location_column(style: str, kind: str, channel: str) -> str:
+    return f"URL_{kind}{channel}" if style == "url" else f"PathName_{kind}{channel}"
+
+
+def resolve_uris(table: pa.Table, source_root: str, file: str | None = None) -> pa.Table:
     """uri and illum_uri rebased onto `source_root`; the manifest's own URI kept in load_data_uri.
 
     "s3://cellpainting-gallery/cpg0016-jump/source_4/images/..." becomes
-    "<source_root>/source_4/images/..."; relative paths join the root; other absolute URIs stay.
+    "<source_root>/source_4/images/..."; relative paths join the root. A location that is not
+    under the root after this (see resolve_uri) is an InputError naming the file, the column
+    (URL_Orig{Ch} / URL_Illum{Ch}, or PathName_... for the older format), the row and the root.
     """
     root = str(source_root).rstrip("/")
+    metadata = table.schema.metadata or {}
+    file = file or metadata.get(_FILE_KEY, b"load_data").decode()
+    style = metadata.get(_STYLE_KEY, b"url").decode()
+    rows = (
+        table[ROW_COLUMN].to_pylist()
+        if ROW_COLUMN in table.column_names
+        else [None] * table.num_rows
+    )
     sources = table["source"].to_pylist()
+    channels = table["channel"].to_pylist()
     uris = table["uri"].to_pylist()
-    illums = table["illum_uri"].to_pylist()
-    resolved = [_resolve(u, s, root) for u, s in zip(uris, sources, strict=True)]
-    resolved_illum = [_resolve(u, s, root) for u, s in zip(illums, sources, strict=True)]
-    index = table.column_names.index("uri")
-    table = table.set_column(index, "uri", pa.array(resolved, pa.string()))
+    resolved: dict[str, list[str | None]] = {"uri": [], "illum_uri": []}
+    for name, kind in (("uri", "Orig"), ("illum_uri", "Illum")):
+        values = uris if name == "uri" else table[name].to_pylist()
+        out = resolved[name]
+        for value, source, channel, row in zip(values, sources, channels, rows, strict=True):
+            if value is None:
+                out.append(None)
+                continue
+            try:
+                out.append(resolve_uri(value, source, root))
+            except ValueError as reason:
+                raise InputError(
+                    file,
+                    f"the location {reason}, which is not under the source root {root}",
+                    column=_location_column(style, kind, channel),
+                    row=row,
+                    expected=f"a location under {root}",
+                    got=value,
+                ) from None
     table = table.set_column(
-        table.column_names.index("illum_uri"), "illum_uri", pa.array(resolved_illum, pa.string())
+        table.column_names.index("uri"), "uri", pa.array(resolved["uri"], pa.string())
+    )
+    table = table.set_column(
+        table.column_names.index("illum_uri"),
+        "illum_uri",
+        pa.array(resolved["illum_uri"], pa.string()),
     )
     return table.append_column("load_data_uri", pa.array(uris, pa.string()))
 

@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from imaging_assets.errors import InputError
-from imaging_assets.jump.csv import decompress, header, read_typed_csv
+from imaging_assets.jump.csv import decompress, empty_cells, header, read_typed_csv
+from imaging_assets.keys import KEY_PART_RULE, key_part_problem
 from imaging_assets.schemas import METADATA_SCHEMAS, WELL_METADATA_SCHEMA
 
 FILE_NAMES: dict[str, str] = {
@@ -26,6 +27,13 @@ FILE_NAMES: dict[str, str] = {
     "cellprofiler_version": "cellprofiler_version.csv",
 }
 
+# Tables the pipeline does not read: when absent from the metadata folder their assets are empty
+# typed tables (and say so), instead of failing the metadata job.
+OPTIONAL_TABLES: tuple[str, ...] = ("compound_source", "microscope_filter", "cellprofiler_version")
+# Every other table must be there: plate (plate index, partitions), well, compound, orf, crispr and
+# perturbation_control (well metadata, control roles), microscope_config.
+REQUIRED_TABLES: tuple[str, ...] = tuple(n for n in FILE_NAMES if n not in OPTIONAL_TABLES)
+
 # Plate types whose wells hold compounds, ORFs or guides when a perturbation table is absent.
 MODALITY_BY_PLATE_TYPE = {
     "COMPOUND": "compound",
@@ -39,6 +47,21 @@ MODALITY_BY_PLATE_TYPE = {
 }
 CONTROL_ROLES = ("poscon", "negcon", "empty")
 
+# Per table: columns that must have a value in every row, columns that become key parts (see
+# imaging_assets.keys), and the columns that identify a row (at most one row per identity).
+NOT_EMPTY: dict[str, tuple[str, ...]] = {
+    "plate": ("Metadata_Source", "Metadata_Batch", "Metadata_Plate", "Metadata_PlateType"),
+    "well": ("Metadata_Source", "Metadata_Plate", "Metadata_Well"),
+}
+KEY_PARTS: dict[str, tuple[str, ...]] = {
+    "plate": ("Metadata_Source", "Metadata_Plate"),
+    "well": ("Metadata_Source", "Metadata_Plate", "Metadata_Well"),
+}
+UNIQUE: dict[str, tuple[str, ...]] = {
+    "plate": ("Metadata_Source", "Metadata_Plate"),
+    "well": ("Metadata_Source", "Metadata_Plate", "Metadata_Well"),
+}
+
 
 def file_name(name: str) -> str:
     """The file of a table in the metadata folder (e.g. "plate" -> "plate.csv.gz")."""
@@ -50,6 +73,11 @@ def file_name(name: str) -> str:
 def schema(name: str) -> pa.Schema:
     file_name(name)
     return METADATA_SCHEMAS[name]
+
+
+def empty_table(name: str) -> pa.Table:
+    """A table with no rows and the schema of `name` (what an absent optional table becomes)."""
+    return schema(name).empty_table()
 
 
 def read_metadata_table(name: str, data: bytes, file: str) -> pa.Table:
@@ -67,8 +95,66 @@ def read_metadata_table(name: str, data: bytes, file: str) -> pa.Table:
             got=", ".join(columns),
         )
     table = read_typed_csv(data, file, {field.name: field.type for field in expected})
+    validate_table(name, table, file)
     extra = [c for c in table.column_names if c not in expected.names]
     return table.select(expected.names + extra)
+
+
+def validate_table(name: str, table: pa.Table, file: str) -> None:
+    """The rows of a table are complete, usable as keys and not repeated (see NOT_EMPTY, ...).
+
+    A plate listed twice would make two partitions' worth of rows one partition; a plate without
+    a type silently gets no sampling quota. Each problem is an InputError with the file, the
+    column and the 1-based data row (both rows for a repeat).
+    """
+    for column in NOT_EMPTY.get(name, ()):
+        row = empty_cells(table, column)
+        if row is not None:
+            raise InputError(
+                file, "empty value", column=column, row=row, expected="a value in every row"
+            )
+    for column in KEY_PARTS.get(name, ()):
+        values = table[column]
+        for value in pc.unique(values).to_pylist():
+            problem = key_part_problem(value)
+            if problem is not None:
+                row = int(pc.index(values, value).as_py()) + 1
+                raise InputError(
+                    file,
+                    f"a key part {problem}",
+                    column=column,
+                    row=row,
+                    expected=KEY_PART_RULE,
+                    got=value,
+                )
+    columns = UNIQUE.get(name)
+    if columns:
+        _check_unique(table, list(columns), file)
+
+
+def _check_unique(table: pa.Table, columns: list[str], file: str) -> None:
+    """At most one row per identity; the first repeat names its row and the row it repeats."""
+    if table.num_rows == 0:
+        return
+    counts = table.select(columns).group_by(columns, use_threads=False).aggregate([])
+    if counts.num_rows == table.num_rows:
+        return
+    seen: dict[tuple, int] = {}
+    identities = zip(*(table[c].to_pylist() for c in columns), strict=True)
+    for row, identity in enumerate(identities, start=1):
+        first = seen.setdefault(identity, row)
+        if first != row:
+            named = ", ".join(
+                f"{c.removeprefix('Metadata_').lower()} {v!r}"
+                for c, v in zip(columns, identity, strict=True)
+            )
+            raise InputError(
+                file,
+                f"{named} is listed more than once: rows {first} and {row}",
+                column=", ".join(columns),
+                row=row,
+                expected="one row per " + " + ".join(columns),
+            )
 
 
 def _first_per_key(table: pa.Table | None, columns: list[str], names: list[str]) -> pa.Table:
