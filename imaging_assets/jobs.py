@@ -6,8 +6,8 @@ from imaging_assets.partitions import plates_partitions
 
 plate_job = define_asset_job(
     name="plate_job",
-    selection=AssetSelection.all()
-    - AssetSelection.groups("metadata")
+    # what it includes, not what it excludes: other domains' assets never join a plate run
+    selection=AssetSelection.groups("plates", "images", "profiles")
     - AssetSelection.assets("plate_index"),
     partitions_def=plates_partitions,
     description="Every per-plate asset (load_data through images and profiles) for one plate.",

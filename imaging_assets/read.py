@@ -231,6 +231,21 @@ class Lake:
             "dagster_run_id": image.provenance["dagster_run_id"],
         }
 
+    # -- specimen z-stacks (imaging_assets/stacks/reading.py) --------------------------------
+
+    def stack(self, specimen: str):
+        """A specimen's z-stack: .shape, .dtype, .z, .window(z=, y=, x=) reading only the bytes
+        needed, .provenance."""
+        from imaging_assets.stacks.reading import open_stack
+
+        return open_stack(self.root, specimen, self.storage_options)
+
+    def skeleton(self, specimen: str) -> pa.Table:
+        """A specimen's SWC nodes in file order, with the SWC's raw URI, size and sha256."""
+        from imaging_assets.stacks.reading import skeleton
+
+        return skeleton(self.root, specimen, self.storage_options)
+
     @staticmethod
     def to_png(array: np.ndarray) -> bytes:
         """PNG bytes of a 2-D array (scaled to uint8 if needed), for notebook display."""

@@ -1,0 +1,1 @@
+"""Tests of the specimen z-stack domain."""
