@@ -4,7 +4,9 @@ The page's declared shape and dtype are read from the TIFF header and checked (a
 caller expects, or against a pixel limit) before a single pixel is decoded: a 2 MB deflate file can
 declare 30000 x 30000 pixels, and decoding it first would cost gigabytes. Error messages name the
 source and a fixed description; they never carry bytes of the object (tifffile's own messages can
-echo header bytes, so only its exception class is kept).
+echo header bytes, so only its exception class is kept). The BytesIO is closed explicitly:
+tifffile's objects reference each other in a cycle, which otherwise keeps every decoded file's
+bytes alive until the next full garbage collection (measured: peak RSS grew with the slices read).
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def read_tiff_header(data: bytes, *, page: int = 0, source: str = "<bytes>") -> 
     if not data:
         raise ImageDecodeError(source, "empty", "zero bytes")
     try:
-        with tifffile.TiffFile(io.BytesIO(data)) as tiff:
+        with io.BytesIO(data) as buffer, tifffile.TiffFile(buffer) as tiff:
             return _header(tiff, page, source)
     except ImageDecodeError:
         raise
@@ -144,7 +146,7 @@ def decode_tiff(
     if not data:
         raise ImageDecodeError(source, "empty", "zero bytes")
     try:
-        with tifffile.TiffFile(io.BytesIO(data)) as tiff:
+        with io.BytesIO(data) as buffer, tifffile.TiffFile(buffer) as tiff:
             header = _header(tiff, page, source)
             check_header(
                 header,
