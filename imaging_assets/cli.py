@@ -188,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
             "--lake", default=None, help="lake root (None: $IMAGING_ASSETS_LAKE, else the demo's)"
         )
         sub.set_defaults(run=run)
+    from imaging_assets.frames.commands import register as register_datasets
+
+    register_datasets(commands)
     return parser
 
 

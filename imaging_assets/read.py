@@ -246,6 +246,61 @@ class Lake:
 
         return skeleton(self.root, specimen, self.storage_options)
 
+    # -- frame datasets (imaging_assets.frames.reading) -------------------------------------------
+
+    def frame_datasets(
+        self,
+        project=None,
+        start=None,
+        end=None,
+        microscope=None,
+        description: str | None = None,
+        **criteria,
+    ) -> pa.Table:
+        """Frame datasets by project, acquisition time range (end inclusive), microscope and
+        description substring (also dataset_id=, parent_id=), answered by the indexes."""
+        from imaging_assets.frames.reading import query_datasets
+
+        return query_datasets(
+            self.root,
+            self.storage_options,
+            project=project,
+            start=start,
+            end=end,
+            microscope=microscope,
+            description=description,
+            **criteria,
+        )
+
+    def frame_dataset(self, dataset_id: str) -> dict:
+        """One dataset's row: manifest fields, global metadata and summary."""
+        from imaging_assets.frames.reading import get_dataset
+
+        return get_dataset(self.root, dataset_id, self.storage_options)
+
+    def frames(self, dataset_id: str, c=None, z=None, t=None, p=None) -> np.ndarray:
+        """Selected frames as (T, C, Z, Y, X) (P first when several positions are selected),
+        reading only those frames; c may be channel names, each selector an int, list or range."""
+        from imaging_assets.frames.reading import read_frames
+
+        return read_frames(self.root, dataset_id, self.storage_options, c=c, z=z, t=t, p=p)
+
+    def frames_table(self, dataset_id: str, **selectors) -> pa.Table:
+        """The selected frames' rows (indices, channel, sha256, per-frame metadata), no pixels."""
+        from imaging_assets.frames.reading import frames_table
+
+        return frames_table(self.root, dataset_id, self.storage_options, **selectors)
+
+    def dataset_parents(self, dataset_id: str) -> list[str]:
+        from imaging_assets.frames.reading import parents
+
+        return parents(self.root, dataset_id, self.storage_options)
+
+    def dataset_children(self, dataset_id: str, recursive: bool = False) -> list[str]:
+        from imaging_assets.frames.reading import children
+
+        return children(self.root, dataset_id, self.storage_options, recursive=recursive)
+
     @staticmethod
     def to_png(array: np.ndarray) -> bytes:
         """PNG bytes of a 2-D array (scaled to uint8 if needed), for notebook display."""

@@ -1,0 +1,34 @@
+"""Fixtures of the frames tests: generated sample datasets and a lake they are ingested into."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imaging_assets.frames.lake import LakeTarget, ingest_dataset, register_manifest
+from imaging_assets.resources.stores import LocalStore
+from imaging_assets.sample.frames import FrameSamples, generate_frame_samples
+
+NDTIFF = Path("micromanager_ndtiff") / "12_bit_pycromanager_mda"
+
+
+def local_lake(root: Path) -> LakeTarget:
+    store = LocalStore(root)
+    return LakeTarget(root=store.root, store=store)
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory) -> FrameSamples:
+    return generate_frame_samples(tmp_path_factory.mktemp("frames_source"), seed=0)
+
+
+@pytest.fixture(scope="module")
+def ingested(samples, tmp_path_factory) -> LakeTarget:
+    """Every sample dataset registered and ingested into a fresh local lake."""
+    lake = local_lake(tmp_path_factory.mktemp("frames_lake"))
+    source = LocalStore(samples.root)
+    register_manifest(lake, source, samples.manifest_key, "run-register")
+    for dataset_id in samples.ids():
+        ingest_dataset(lake, source, dataset_id, "run-ingest")
+    return lake
