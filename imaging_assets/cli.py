@@ -36,7 +36,7 @@ def _demo(args: argparse.Namespace) -> int:
         progress=ProgressBar("images"),
     )
     print(report.render())
-    return 1 if report.failed_plates else 0
+    return 1 if report.failed else 0
 
 
 def dagster_dev_command(port: int, workspace: Path) -> list[str]:

@@ -57,11 +57,21 @@ class DemoReport:
     plates: list[str] = field(default_factory=list)
     failed_plates: dict[str, str] = field(default_factory=dict)
     outputs: list[tuple[str, int, str]] = field(default_factory=list)  # (table, rows, location)
+    collections: dict[str, bool] = field(default_factory=dict)  # stacks and frames runs: success
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failed_plates) or not all(self.collections.values())
 
     def render(self) -> str:
         lines = [f"plates materialized: {len(self.plates) - len(self.failed_plates)}"]
         for key, error in self.failed_plates.items():
             lines.append(f"  FAILED {key}: {error}")
+        done = sum(self.collections.values())
+        lines.append(
+            f"specimen and frame-dataset runs succeeded: {done} of {len(self.collections)}"
+        )
+        lines += [f"  FAILED {name}" for name, ok in self.collections.items() if not ok]
         width = max((len(name) for name, _, _ in self.outputs), default=10)
         lines.append(f"{'table'.ljust(width)}  {'rows':>9}  location")
         for name, rows, location in self.outputs:
@@ -111,6 +121,7 @@ def run_demo(
     paths = DemoPaths(workdir.resolve())
     prepare_environment(paths)
     echo(ensure_gallery(paths, preset, seed, progress))
+    echo(ensure_other_collections(paths, seed))
 
     # Imported after the environment is set: the Definitions read their roots from it.
     from dagster import DagsterInstance
@@ -148,8 +159,59 @@ def run_demo(
                     if failure and failure.step_failure_data.error
                     else "run failed"
                 )
+        report.collections = _run_other_domains(defs, instance, echo)
     report.outputs = summarize_lake(paths.lake)
     return report
+
+
+def ensure_other_collections(paths: DemoPaths, seed: int) -> str:
+    """The sample specimen z-stacks (workdir/stacks) and frame datasets (under the source root)."""
+    from imaging_assets.sample.frames import generate_frame_samples
+    from imaging_assets.sample.stacks import generate_stacks
+
+    stacks = generate_stacks(paths.workdir / "stacks", preset="tiny")
+    frames = generate_frame_samples(paths.gallery / "cpg0016-jump", seed=seed)
+    return (
+        f"sample stack collection at {stacks.root}; "
+        f"{len(frames.rows)} sample frame datasets under {frames.root / 'frames'}"
+    )
+
+
+def _run_other_domains(defs, instance, echo: Callable[[str], None]) -> dict[str, bool]:
+    """Specimen z-stacks and frame datasets: register their partitions, then run each one."""
+    from dagster import materialize
+
+    from imaging_assets.assets.frames import DATASETS_PARTITIONS_NAME
+    from imaging_assets.assets.stacks import SPECIMENS_PARTITIONS_NAME
+
+    def run(job_name: str, key: str | None = None) -> bool:
+        echo(f"{job_name} {key}" if key else job_name)
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            partition_key=key,
+            instance=instance,
+            run_config=QUIET,
+            tags=location_tags(),
+            raise_on_error=False,
+        )
+        return result.success
+
+    echo("specimen_manifest")
+    outcome = {
+        "specimen_manifest": materialize(
+            list(defs.assets),
+            selection=["specimen_manifest"],
+            instance=instance,
+            resources=defs.resources,
+            tags=location_tags(),
+            raise_on_error=False,
+        ).success,
+        "imaging_datasets_job": run("imaging_datasets_job"),
+    }
+    for key in sorted(instance.get_dynamic_partitions(SPECIMENS_PARTITIONS_NAME)):
+        outcome[f"stacks_job {key}"] = run("stacks_job", key)
+    for key in sorted(instance.get_dynamic_partitions(DATASETS_PARTITIONS_NAME)):
+        outcome[f"frames_job {key}"] = run("frames_job", key)
+    return outcome
 
 
 def summarize_lake(lake: Path) -> list[tuple[str, int, str]]:

@@ -25,6 +25,10 @@ EXPECTED = {
     "well_profiles",
     "cell_profiles",
     "cell_crops",
+    "zstack_slices",
+    "skeletons",
+    "frames",
+    "datasets",
 }
 
 
