@@ -127,3 +127,22 @@ def test_demo_runs_belong_to_the_code_location_in_the_web_ui(demo):
             answer = dev.graphql(JOB_RUNS, {"job": job})["pipelineOrError"]
             assert answer["__typename"] == "Pipeline", answer
             assert answer["runs"] and all(r["status"] == "SUCCESS" for r in answer["runs"]), job
+
+
+@pytest.mark.slow
+def test_readme_python_blocks_run_on_the_demo_lake(demo, monkeypatch, capsys):
+    """Every ```python block of README.md, in order, on the demo's lake (no network)."""
+    import re
+
+    workdir, _ = demo
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert len(blocks) >= 3
+    monkeypatch.chdir(workdir.parent)
+    lake = str(workdir / "lake")
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block.replace('".demo/lake"', repr(lake)), "README.md", "exec"), namespace)
+    assert namespace["pixels"].ndim == 3
+    assert namespace["block"].shape == (2, 64, 64)
+    assert "raw_md5" in str(namespace["image"].provenance["DNA"])
