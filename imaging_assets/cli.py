@@ -45,6 +45,15 @@ def dagster_dev_command(port: int, workspace: Path) -> list[str]:
     return [dagster, "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)]
 
 
+def quiet_dev_environment() -> dict[str, str]:
+    """The environment for `dagster dev` without its one expected warning: the CLI marks
+    `dagster dev` as superseded by the `dg` tool, which this project does not use. (Started from
+    the Dagster home, it also does not warn about the repository's own dagster.yaml.)"""
+    quiet = "ignore:Function `dev_command` is superseded:FutureWarning"
+    current = os.environ.get("PYTHONWARNINGS")
+    return {**os.environ, "PYTHONWARNINGS": f"{current},{quiet}" if current else quiet}
+
+
 def _dev(args: argparse.Namespace) -> int:
     from imaging_assets.demo import DemoPaths, prepare_environment
 
@@ -52,7 +61,7 @@ def _dev(args: argparse.Namespace) -> int:
     prepare_environment(paths)
     command = dagster_dev_command(args.port, paths.dagster_home / "workspace.yaml")
     print(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} {' '.join(command)}", file=sys.stderr)
-    return subprocess.call(command)
+    return subprocess.call(command, cwd=paths.dagster_home, env=quiet_dev_environment())
 
 
 def _lake_resource(args: argparse.Namespace):

@@ -26,7 +26,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
-from imaging_assets.cli import dagster_dev_command
+from imaging_assets.cli import dagster_dev_command, quiet_dev_environment
 from imaging_assets.location import write_workspace
 
 ACCESS_KEY = "imaging-assets-test"
@@ -244,8 +244,8 @@ class DagsterDev:
         with self.log_path.open("w") as log:
             self._process = subprocess.Popen(
                 dagster_dev_command(self.port, write_workspace(self.log_path.parent)),
-                cwd=Path(__file__).resolve().parents[1],
-                env=self.env,
+                cwd=self.log_path.parent,
+                env={**self.env, "PYTHONWARNINGS": quiet_dev_environment()["PYTHONWARNINGS"]},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

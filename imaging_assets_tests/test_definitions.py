@@ -41,3 +41,7 @@ def test_dagster_dev_serves_the_asset_graph(tmp_path):
         nodes = dev.graphql("{ assetNodes { assetKey { path } } }")["assetNodes"]
         keys = {"/".join(node["assetKey"]["path"]) for node in nodes}
         assert keys >= EXPECTED_ASSETS, (keys, dev.log_tail())
+        nux = dev.graphql("{ shouldShowNux }")["shouldShowNux"]
+    assert nux is False  # no onboarding pop-up over the first screen
+    log = dev.log_path.read_text()
+    assert "SupersessionWarning" not in log and "WARNING" not in log, log[-3000:]
