@@ -44,24 +44,13 @@ from imaging_assets_tests.deployment.stack import (  # noqa: E402
     DeploymentStack,
     native_instance_config,
 )
-from imaging_assets_tests.servers import S3Server  # noqa: E402
+from imaging_assets_tests.servers import BACKFILL_STATUS, LAUNCH_BACKFILL, S3Server  # noqa: E402
 
 LOCATION = Path(__file__).resolve().with_name("backfill_location.py")
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 IN_PROGRESS = {"STARTING", "STARTED", "CANCELING"}
-LAUNCH = """
-mutation Launch($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-  }
-}"""
-STATUS = """
-query Status($id: String!) {
-  partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } }
-}"""
+
 # arm: (storage, asset, QueuedRunCoordinator config; None keeps docker/dagster.yaml's)
 ARMS = {
     "postgres": ("postgres", "plate_marker", None),
@@ -117,7 +106,7 @@ def run_arm(
             expected = 1 if asset.endswith("single_run") else len(plates)
             launched_at = time.monotonic()
             answer = stack.graphql(
-                LAUNCH,
+                LAUNCH_BACKFILL,
                 {
                     "params": {
                         "assetSelection": [{"path": [asset]}],
@@ -148,9 +137,9 @@ def run_arm(
                     drained = now
                 if now - last_status_check > 2:
                     last_status_check = now
-                    status = stack.graphql(STATUS, {"id": backfill_id})["partitionBackfillOrError"][
-                        "status"
-                    ]
+                    status = stack.graphql(BACKFILL_STATUS, {"id": backfill_id})[
+                        "partitionBackfillOrError"
+                    ]["status"]
                     if status not in ("REQUESTED",):
                         completed = now
                 time.sleep(0.5)

@@ -47,6 +47,24 @@ PORT_FLAGS = (
     "s3.debug.port",
 )
 
+# GraphQL of the web UI that the backfill tests and bench_backfill send
+LAUNCH_BACKFILL = """
+mutation Launch($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+  }
+}"""
+BACKFILL_STATUS = """
+query Status($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    __typename
+    ... on PartitionBackfill { status }
+    ... on PythonError { message }
+  }
+}"""
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -23,7 +23,7 @@ from imaging_assets.resources.s3 import S3Settings
 from imaging_assets.resources.stores import S3Store
 from imaging_assets.sample import generate_gallery
 from imaging_assets_tests.conftest import PROJECT_ROOT
-from imaging_assets_tests.servers import DagsterDev
+from imaging_assets_tests.servers import BACKFILL_STATUS, LAUNCH_BACKFILL, DagsterDev
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 PLATE_ASSETS = [
@@ -34,22 +34,6 @@ PLATE_ASSETS = [
     "cell_profiles",
     "cell_crops",
 ]
-LAUNCH = """
-mutation Launch($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-  }
-}"""
-STATUS = """
-query Status($id: String!) {
-  partitionBackfillOrError(backfillId: $id) {
-    __typename
-    ... on PartitionBackfill { status }
-    ... on PythonError { message }
-  }
-}"""
 
 
 def test_backfill_of_every_sample_plate_on_s3(tmp_path, s3_server, s3_bucket, monkeypatch):
@@ -103,7 +87,7 @@ def test_backfill_of_every_sample_plate_on_s3(tmp_path, s3_server, s3_bucket, mo
 
     with DagsterDev(env, tmp_path / "dagster_dev.log") as dev:
         launched = dev.graphql(
-            LAUNCH,
+            LAUNCH_BACKFILL,
             {
                 "params": {
                     "assetSelection": [{"path": [name]} for name in PLATE_ASSETS],
@@ -118,7 +102,7 @@ def test_backfill_of_every_sample_plate_on_s3(tmp_path, s3_server, s3_bucket, mo
         deadline = time.monotonic() + 420
         status = None
         while time.monotonic() < deadline:
-            answer = dev.graphql(STATUS, {"id": launched["backfillId"]})
+            answer = dev.graphql(BACKFILL_STATUS, {"id": launched["backfillId"]})
             status = answer["partitionBackfillOrError"]["status"]
             if status in (
                 "COMPLETED",

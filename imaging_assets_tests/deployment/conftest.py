@@ -15,6 +15,7 @@ import pytest
 
 from imaging_assets_tests.deployment.postgres import PostgresServer, binaries_missing
 from imaging_assets_tests.deployment.stack import DeploymentStack
+from imaging_assets_tests.servers import BACKFILL_STATUS, LAUNCH_BACKFILL
 
 PLATE_ASSETS = [
     "load_data",
@@ -39,22 +40,7 @@ mutation LaunchRun($params: ExecutionParams!) {
     ... on RunConfigValidationInvalid { errors { message } }
   }
 }"""
-LAUNCH_BACKFILL = """
-mutation Launch($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-  }
-}"""
-BACKFILL_STATUS = """
-query Status($id: String!) {
-  partitionBackfillOrError(backfillId: $id) {
-    __typename
-    ... on PartitionBackfill { status }
-    ... on PythonError { message }
-  }
-}"""
+
 RUNS_SQL = """
 SELECT r.run_id, r.status, p.value, s.value, b.value
 FROM runs r
