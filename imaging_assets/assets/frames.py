@@ -31,6 +31,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from imaging_assets.assets.catalog import OWNERS, tags
 from imaging_assets.assets.lake_writes import run_alive_in
 from imaging_assets.errors import InputError, MissingObjectError
 from imaging_assets.frames import verify
@@ -70,6 +71,9 @@ class ImagingDatasetsConfig(Config):
 @asset(
     group_name=GROUP,
     kinds={"lance"},
+    owners=OWNERS,
+    tags=tags("frames", "lance", modality="multidimensional"),
+    code_version="1",
     description=(
         "Every dataset of the ingest manifest, validated (ids, parents, no id registered twice "
         "with different content) and registered in datasets.lance; adds the dynamic partitions "
@@ -128,6 +132,9 @@ class FramesConfig(Config):
     partitions_def=datasets_partitions,
     deps=[imaging_datasets],
     kinds={"lance"},
+    owners=OWNERS,
+    tags=tags("frames", "lance", modality="multidimensional"),
+    code_version="1",
     check_specs=[AssetCheckSpec("sampled_frames_rehash", asset="frames")],
     description=(
         "One dataset (partition = dataset id): upload type `frames` is split into 2-D frames "

@@ -8,6 +8,7 @@ import pyarrow.compute as pc
 from dagster import AssetExecutionContext, Output, asset
 
 from imaging_assets import layout
+from imaging_assets.assets.catalog import OWNERS, tags
 from imaging_assets.assets.metadata import table_metadata
 from imaging_assets.errors import InputError, MissingObjectError
 from imaging_assets.jump import load_data as load_data_logic
@@ -78,6 +79,9 @@ def locate_load_data(store: ObjectStore, plate: dict) -> tuple[str, str]:
     group_name=GROUP,
     partitions_def=plates_partitions,
     kinds={"arrow", "parquet"},
+    owners=OWNERS,
+    tags=tags("jump", "parquet"),
+    code_version="2",  # bump when parsing or validation changes what is written
     description=(
         "One row per (site, channel) of a plate: source, batch, plate, well, site, channel, the raw "
         "object's URI under the source root, its illumination function, and the well's perturbation "

@@ -9,6 +9,7 @@ import time
 import pyarrow as pa
 from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Output, asset
 
+from imaging_assets.assets.catalog import OWNERS, table_catalog, tags
 from imaging_assets.errors import MissingObjectError
 from imaging_assets.jump import metadata as jump_metadata
 from imaging_assets.resources.storage import MetadataResource
@@ -31,13 +32,8 @@ METADATA_ASSETS: dict[str, str] = {
 
 
 def table_metadata(table: pa.Table, seconds: float | None = None) -> dict:
-    """Rows, columns and a schema preview for the Dagster UI."""
-    meta: dict = {
-        "rows": table.num_rows,
-        "columns": MetadataValue.md(
-            "\n".join(f"- `{field.name}`: {field.type}" for field in table.schema)
-        ),
-    }
+    """Rows and typed, described columns for the Dagster catalog."""
+    meta: dict = {"rows": table.num_rows, **table_catalog(table.schema, table.num_rows)}
     if seconds is not None:
         meta["seconds"] = round(seconds, 3)
         if seconds > 0:
@@ -61,6 +57,9 @@ def _metadata_table_asset(asset_name: str, table_name: str) -> AssetsDefinition:
         group_name=GROUP,
         description=f"The JUMP `{file_name}` table, typed and validated.{note}",
         kinds={"arrow", "parquet"},
+        owners=OWNERS,
+        tags=tags("jump", "parquet"),
+        code_version="2",
     )
     def _table(context: AssetExecutionContext, jump_metadata_source: MetadataResource) -> Output:
         store = jump_metadata_source.store()
@@ -102,6 +101,9 @@ metadata_table_assets = [
 @asset(
     group_name=GROUP,
     kinds={"arrow", "parquet"},
+    owners=OWNERS,
+    tags=tags("jump", "parquet"),
+    code_version="2",
     description=(
         "One row per (source, plate, well): perturbation, modality and control role "
         "(trt / poscon / negcon / empty) from perturbation_control."

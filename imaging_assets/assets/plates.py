@@ -7,6 +7,7 @@ import pyarrow.compute as pc
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 from pydantic import Field
 
+from imaging_assets.assets.catalog import OWNERS, tags
 from imaging_assets.assets.metadata import table_metadata
 from imaging_assets.discovery import load_data_keys_for
 from imaging_assets.jump import plates as jump_plates_logic
@@ -40,6 +41,9 @@ def filter_plates(
 @asset(
     group_name=GROUP,
     kinds={"arrow", "parquet"},
+    owners=OWNERS,
+    tags=tags("jump", "parquet"),
+    code_version="1",
     description=(
         "One row per plate: source, batch, plate, plate type, partition key and the load_data file "
         "found for it. Registers every plate that has load data as a partition of `plates`."

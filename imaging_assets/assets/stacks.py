@@ -38,6 +38,7 @@ from dagster import (
 from pydantic import Field
 
 from imaging_assets import lance_tables
+from imaging_assets.assets.catalog import OWNERS, tags
 from imaging_assets.assets.lake_writes import run_alive_in
 from imaging_assets.core.lease import partition_lease
 from imaging_assets.errors import MissingObjectError
@@ -155,6 +156,9 @@ class ManifestConfig(Config):
 @asset(
     group_name=GROUP,
     kinds={"parquet"},
+    owners=OWNERS,
+    tags=tags("stacks", "parquet", modality="brightfield-zstack"),
+    code_version="1",
     description=(
         "One row per file (specimen, split, key, size, ETag, last modified, role, z) and one per "
         "specimen (files, bytes, slices, skeleton key, split), from delimiter listings, "
@@ -263,6 +267,9 @@ def _existing_rows(uri: str, options, specimen: str) -> int:
     partitions_def=specimens_partitions,
     deps=[specimen_manifest],
     kinds={"lance"},
+    owners=OWNERS,
+    tags=tags("stacks", "lance", modality="brightfield-zstack"),
+    code_version="1",
     description=(
         "One row per slice: specimen, z, shape, dtype, TIFF compression, raw URI, size, ETag, md5, "
         "sha256, and the pixels in a Lance blob v2 column (windows are read without reading the "
@@ -338,6 +345,9 @@ class ProjectionConfig(Config):
     partitions_def=specimens_partitions,
     deps=[zstack_slices],
     kinds={"lance"},
+    owners=OWNERS,
+    tags=tags("stacks", "lance", modality="brightfield-zstack"),
+    code_version="1",
     description=(
         "A downsampled intensity projection per specimen (a few hundred pixels a side), into "
         "zstack_projections.lance and as an image in the materialization's metadata."
@@ -413,6 +423,9 @@ def zstack_projections(
     partitions_def=specimens_partitions,
     deps=[specimen_manifest],
     kinds={"lance"},
+    owners=OWNERS,
+    tags=tags("stacks", "lance", modality="brightfield-zstack"),
+    code_version="1",
     description=(
         "One row per SWC node of the specimen's skeleton (exactly the file's rows), with the SWC's "
         "raw URI, size and sha256 on every row; per-specimen stats in the metadata. A specimen "

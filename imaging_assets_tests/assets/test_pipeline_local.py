@@ -220,3 +220,12 @@ def test_the_catalog_shows_columns_row_counts_and_checked_partitions(built):
         assert metadata["dataset_rows_total"].value >= plate_rows
         for check in result.get_asset_check_evaluations():
             assert check.metadata["partition"].value == key
+
+
+def test_parquet_tables_show_columns_and_row_counts(built):
+    for result in built["results"].values():
+        for name in ("load_data", "sampled_sites"):
+            metadata = result.asset_materializations_for_node(name)[0].metadata
+            columns = [c.name for c in metadata["dagster/column_schema"].value.columns]
+            assert "site_key" in columns and "uri" in columns
+            assert metadata["dagster/row_count"].value == metadata["rows"].value
