@@ -96,7 +96,10 @@ class Lake:
 
     def site(self, site_key: str, channels: list[str] | None = None) -> SiteImage:
         """One site's processed channels as a (C, H, W) array, with per-channel provenance."""
-        channels = tuple(channels or self.channels())
+        dataset = self.dataset("site_images")  # opened once: channels come from its schema
+        schema = dataset.schema  # read once (each access builds it anew)
+        metadata = schema.metadata or {}
+        channels = tuple(channels or metadata.get(CHANNELS_METADATA_KEY, b"").decode().split(","))
         columns = ["site_key", "recipe_name", "recipe_version", "recipe_params", "dagster_run_id"]
         fields = (
             "pixels",
@@ -110,19 +113,25 @@ class Lake:
             "high",
             "crop_offset",
         )
-        dataset = self.dataset("site_images")
-        if f"{channel_prefix(channels[0])}_read_uri" in dataset.schema.names:
+        if f"{channel_prefix(channels[0])}_read_uri" in schema.names:
             fields += ("read_uri",)  # where the bytes were read; raw_uri is the canonical URI
+        if f"{channel_prefix(channels[0])}_codec" in schema.names:
+            fields += ("codec",)  # how the pixels are stored ("name/version"; null: raw bytes)
         for channel in channels:
             columns += [f"{channel_prefix(channel)}_{f}" for f in fields]
-        rows = dataset.to_table(columns=columns, filter=f"site_key = {quote(site_key)}").to_pylist()
+        # the BTREE index on site_key finds the row id (only fragments written since the index
+        # was last brought up to date are scanned), then one take reads that row's columns
+        found = dataset.to_table(
+            columns=[], filter=f"site_key = {quote(site_key)}", with_row_id=True
+        )["_rowid"]
+        rows = _take_in_order(dataset, found.to_numpy()[:1], columns).to_pylist()
         if not rows:
             raise KeyError(f"site {site_key!r} is not in {self.uri('site_images')}")
         row = rows[0]
-        arrays, provenance = [], {}
+        provenance = {}
+        stacked = _decode_channels(row, channels)
         for channel in channels:
             c = channel_prefix(channel)
-            arrays.append(site_array(row, channel))
             provenance[channel] = {
                 f: row[f"{c}_{f}"] for f in fields if f not in ("pixels", "shape", "dtype")
             }
@@ -132,20 +141,36 @@ class Lake:
             "params": json.loads(row["recipe_params"]),
         }
         provenance["dagster_run_id"] = row["dagster_run_id"]
-        return SiteImage(site_key, channels, np.stack(arrays), provenance)
+        return SiteImage(site_key, channels, stacked, provenance)
 
     def iter_batches(
-        self, filter: str | None = None, batch_size: int = 32, channels: list[str] | None = None
+        self,
+        filter: str | None = None,
+        batch_size: int = 32,
+        channels: list[str] | None = None,
+        shuffle: bool = False,
+        seed: int = 0,
     ) -> Iterator[tuple[pa.Table, np.ndarray]]:
-        """(keys, arrays of shape (B, C, H, W)) for training; sites of one shape per batch."""
+        """(keys, arrays of shape (B, C, H, W)) for training; sites of one shape per batch.
+
+        shuffle=True reads the sites in a random order (fixed by seed): the filter is answered
+        once (keys only), then each batch is a take of batch_size rows. Pixels are decoded
+        whatever their codec."""
         channels = tuple(channels or self.channels())
         prefixes = [channel_prefix(c) for c in channels]
         columns = ["site_key", "source", "plate", "well", "site", "control_role", "jcp2022"]
+        dataset = self.dataset("site_images")
+        coded = f"{prefixes[0]}_codec" in dataset.schema.names
         for c in prefixes:
             columns += [f"{c}_pixels", f"{c}_shape", f"{c}_dtype"]
-        for batch in self.dataset("site_images").to_batches(
-            columns=columns, filter=filter, batch_size=batch_size
-        ):
+            columns += [f"{c}_codec"] if coded else []
+        if shuffle:
+            batches: Iterator[pa.RecordBatch] = _shuffled_batches(
+                dataset, columns, filter, batch_size, seed
+            )
+        else:
+            batches = dataset.to_batches(columns=columns, filter=filter, batch_size=batch_size)
+        for batch in batches:
             rows = batch.to_pylist()
             stack = np.stack([np.stack([site_array(r, c) for c in channels]) for r in rows])
             yield pa.Table.from_batches([batch]).select(columns[:7]), stack
@@ -318,3 +343,115 @@ def open_lake(root: str, storage_options: dict | None = None) -> Lake:
 
 
 __all__ = ["Lake", "SiteImage", "open_lake"]
+
+
+# -- training: random access to sites (imaging_assets.read, issue 14) --------------------------
+
+
+def _decode_channels(row: dict, channels: tuple[str, ...]) -> np.ndarray:
+    """(C, H, W) from one row, whatever codec wrote each channel. Sequential on purpose: a pool
+    of decode threads measured ~8 % slower on the 2-core benchmark machine (bench_reads.py)."""
+    return np.stack([site_array(row, c) for c in channels])
+
+
+def _take_in_order(
+    dataset: lance.LanceDataset, row_ids: np.ndarray, columns: list[str]
+) -> pa.Table:
+    """The rows with these row ids, in this order (repeats allowed): one take of the distinct
+    ids, sorted for the read."""
+    unique, inverse = np.unique(np.asarray(row_ids, dtype=np.uint64), return_inverse=True)
+    table = dataset._take_rows(unique.tolist(), columns=columns)
+    if table.num_rows != len(unique):
+        raise KeyError(f"{len(unique) - table.num_rows} of the rows asked for are gone")
+    return table.take(pa.array(inverse.reshape(-1)))
+
+
+def _shuffled_batches(
+    dataset: lance.LanceDataset,
+    columns: list[str],
+    filter: str | None,
+    batch_size: int,
+    seed: int,
+) -> Iterator[pa.RecordBatch]:
+    row_ids = dataset.to_table(columns=[], filter=filter, with_row_id=True)["_rowid"].to_numpy()
+    row_ids = np.random.default_rng(seed).permutation(row_ids)
+    for start in range(0, len(row_ids), batch_size):
+        table = _take_in_order(dataset, row_ids[start : start + batch_size], columns)
+        yield table.combine_chunks().to_batches()[0]
+
+
+class SiteDataset:
+    """Sites as a map-style dataset for training loops; PyTorch's DataLoader takes it as is.
+
+        from torch.utils.data import DataLoader
+        sites = SiteDataset(".lake", filter="control_role = 'trt'")
+        loader = DataLoader(sites, batch_size=32, shuffle=True, num_workers=2)
+        for arrays, site_keys in loader:          # arrays: (B, C, H, W) uint8 tensors
+            ...
+
+    `sites[i]` is (array (C, H, W), site_key); `sites.__getitems__(indices)` (which DataLoader
+    calls for a whole batch when present) reads the batch in one take. Nothing here imports
+    torch. The filter is answered once, at construction, against one dataset version that stays
+    pinned: every worker process sees the same sites even while plates are rewritten. The
+    object pickles without its open dataset, so each worker opens its own on first use.
+    `transform`, when given, is applied to each (C, H, W) array.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        filter: str | None = None,
+        channels: list[str] | None = None,
+        storage_options: dict | None = None,
+        version: int | None = None,
+        transform=None,
+    ) -> None:
+        lake = Lake(root, storage_options)
+        self.uri = lake.uri("site_images")
+        self.storage_options = storage_options
+        dataset = lance.dataset(self.uri, version=version, storage_options=storage_options)
+        self.version = dataset.version
+        self.channels = tuple(channels or Lake(root, storage_options).channels())
+        prefixes = [channel_prefix(c) for c in self.channels]
+        coded = f"{prefixes[0]}_codec" in dataset.schema.names
+        self.columns = ["site_key"]
+        for c in prefixes:
+            self.columns += [f"{c}_pixels", f"{c}_shape", f"{c}_dtype"]
+            self.columns += [f"{c}_codec"] if coded else []
+        keys = dataset.to_table(columns=["site_key"], filter=filter, with_row_id=True)
+        self.site_keys: list[str] = keys["site_key"].to_pylist()
+        self._row_ids = keys["_rowid"].to_numpy()
+        self.transform = transform
+        self._dataset: lance.LanceDataset | None = dataset
+
+    def __len__(self) -> int:
+        return len(self.site_keys)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_dataset"] = None  # each process opens its own
+        return state
+
+    def _open(self) -> lance.LanceDataset:
+        if self._dataset is None:
+            self._dataset = lance.dataset(
+                self.uri, version=self.version, storage_options=self.storage_options
+            )
+        return self._dataset
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[np.ndarray, str]]:
+        ids = self._row_ids[np.asarray(indices, dtype=np.int64)]
+        rows = _take_in_order(self._open(), ids, self.columns).to_pylist()
+        out = []
+        for row in rows:
+            array = np.stack([site_array(row, c) for c in self.channels])
+            out.append((self.transform(array) if self.transform else array, row["site_key"]))
+        return out
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, str]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"site {index} of {len(self)}")
+        return self.__getitems__([index % len(self)])[0]
+
+
+__all__ += ["SiteDataset"]

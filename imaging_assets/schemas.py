@@ -147,6 +147,9 @@ def site_images_schema(channels: list[str] | tuple[str, ...]) -> pa.Schema:
         c = channel_prefix(channel)
         fields += [
             pa.field(f"{c}_pixels", pa.large_binary(), metadata=ZSTD_LEVEL_1),
+            # how {c}_pixels is encoded, "name/version" (imaging_assets.processing.codecs); added
+            # in 0.3: older lakes gain it (null = "raw/1", the array's C-order bytes)
+            addable(pa.field(f"{c}_codec", _S)),
             pa.field(f"{c}_shape", pa.list_(pa.int32())),
             pa.field(f"{c}_dtype", _S),
             pa.field(f"{c}_raw_uri", _S),  # the URI the load data names (canonical)

@@ -44,7 +44,7 @@ from imaging_assets.images import (
 )
 from imaging_assets.lance_tables import open_dataset
 from imaging_assets.partitions import plates_partitions
-from imaging_assets.processing import DEFAULT_MAX_PIXELS, RECIPES, get_recipe
+from imaging_assets.processing import DEFAULT_MAX_PIXELS, RECIPES, codec_name, get_recipe
 from imaging_assets.resources.storage import LakeResource, SourceResource
 from imaging_assets.schemas import failed_images_schema, site_images_schema
 
@@ -76,6 +76,14 @@ class SiteImagesConfig(RerunGuardConfig):
         default=0.0, ge=0.0, le=1.0, description="Failed sites / sites tolerated before failing"
     )
     contact_sheet_sites: int = Field(default=4, ge=0, description="Sites in the UI contact sheet")
+    codec: str | None = Field(
+        default=None,
+        description=(
+            "How each channel's pixels are stored, lossless: 'pzstd' (predictor + zstd, smaller "
+            "than PNG) or 'raw' (C-order bytes, compressed by Lance's zstd); unset: the recipe's "
+            "default (raw for the raw recipe, pzstd otherwise). Stored per row as <c>_codec"
+        ),
+    )
     expected_shape: list[int] | None = Field(
         default=None,
         description=(
@@ -102,6 +110,11 @@ class SiteImagesConfig(RerunGuardConfig):
         if value is not None and (len(value) != 2 or min(value) < 1):
             raise ValueError(f"expected_shape must be [height, width] > 0, got {value}")
         return value
+
+    @field_validator("codec")
+    @classmethod
+    def _a_known_codec(cls, value: str | None) -> str | None:
+        return codec_name(value) if value else None
 
     @field_validator("expected_dtype")
     @classmethod
@@ -220,9 +233,9 @@ def _checks(
     ],
     description=(
         "One row per sampled site in the Lance dataset site_images.lance: processed channel "
-        "bytes (zstd) with shape, dtype, intensity bounds and the raw object's canonical URI (as "
-        "the load data names it), where it was read, size, md5, sha256 and ETag, the recipe, "
-        "package version and run id. A plate is replaced in one commit; unusable images go to "
+        "pixels (in the lossless codec named by the channel's `_codec` column) with shape, dtype, intensity "
+        "bounds and the raw object's canonical URI (as the load data names it), where it was "
+        "read, size, md5, sha256 and ETag, the recipe, package version and run id. A plate is replaced in one commit; unusable images go to "
         "failed_images."
     ),
 )
@@ -277,6 +290,7 @@ def site_images(
         batch_rows=config.batch_rows,
         max_failed_fraction=config.max_failed_fraction,
         progress=progress,
+        codec=config.codec,
     )
     try:
         commit = write_plate(

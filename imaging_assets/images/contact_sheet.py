@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
+from imaging_assets.processing.codecs import decode
 from imaging_assets.schemas import channel_prefix
 
 
@@ -20,8 +21,14 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
 
 
 def site_array(row: dict, channel: str) -> np.ndarray:
+    """One channel of a site_images row as an array, whatever codec wrote it.
+
+    The codec is the row's `<c>_codec` when that column was read (null: "raw/1", as in rows
+    written before codecs); otherwise it is told from the bytes (a raw cell is exactly
+    height * width * itemsize long, a pzstd frame shorter and starts with its magic).
+    """
     c = channel_prefix(channel)
-    return np.frombuffer(row[f"{c}_pixels"], dtype=row[f"{c}_dtype"]).reshape(row[f"{c}_shape"])
+    return decode(row[f"{c}_pixels"], row[f"{c}_shape"], row[f"{c}_dtype"], row.get(f"{c}_codec"))
 
 
 def contact_sheet(table: pa.Table, channels: list[str], n_sites: int = 4, tile: int = 128) -> bytes:

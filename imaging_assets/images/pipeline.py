@@ -42,8 +42,11 @@ from imaging_assets.processing import (
     Recipe,
     apply_recipe,
     check_header,
+    codec_name,
     crop_offset,
     decode_tiff,
+    default_codec,
+    encode_pixels,
     read_tiff_header,
 )
 from imaging_assets.resources.stores import StoreUnavailableError
@@ -111,6 +114,7 @@ class PlateResult:
     max_failed_fraction: float = 0.0
     progress: Callable[[int, int], None] | None = None
     reference_sites: int = REFERENCE_SITES
+    codec: str | None = None  # imaging_assets.processing.codecs; None: the recipe's default
     sites_ok: int = 0
     sites_failed: int = 0
     images: int = 0
@@ -283,8 +287,10 @@ class PlateResult:
             c = channel_prefix(channel)
             data = result.fetched.data
             array = np.ascontiguousarray(result.array)
+            encoded = encode_pixels(array, self.codec or default_codec(self.recipe.name))
             row |= {
-                f"{c}_pixels": array.tobytes(),
+                f"{c}_pixels": encoded.data,
+                f"{c}_codec": encoded.codec,
                 f"{c}_shape": list(array.shape),
                 f"{c}_dtype": str(array.dtype),
                 f"{c}_raw_uri": result.source.raw_uri,
@@ -445,10 +451,13 @@ def process_sites(
     batch_rows: int = 8,
     max_failed_fraction: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
+    codec: str | None = None,
 ) -> PlateResult:
     """The plate's stream (call `.batches()`), with counters filled in as it is consumed.
 
     Store outages (StoreUnavailableError after the store's own retries) propagate unchanged.
+    codec names how each channel's pixels are stored ("pzstd", "raw" or "name/version"); None
+    takes the recipe's default (imaging_assets.processing.codecs.default_codec).
     """
     return PlateResult(
         tasks=list(tasks),
@@ -463,6 +472,7 @@ def process_sites(
         batch_rows=batch_rows,
         max_failed_fraction=max_failed_fraction,
         progress=progress,
+        codec=codec_name(codec) if codec else None,
     )
 
 

@@ -1,5 +1,16 @@
-"""Pure functions on arrays: TIFF decoding, exact fast percentiles, named processing recipes."""
+"""Pure functions on arrays: TIFF decoding, exact fast percentiles, named processing recipes,
+lossless pixel codecs."""
 
+from imaging_assets.processing.codecs import (
+    CODECS,
+    DEFAULT_CODEC,
+    CodecError,
+    Encoded,
+    codec_name,
+    default_codec,
+)
+from imaging_assets.processing.codecs import decode as decode_pixels
+from imaging_assets.processing.codecs import encode as encode_pixels
 from imaging_assets.processing.percentiles import percentile_bounds, percentiles
 from imaging_assets.processing.recipes import (
     RECIPES,
@@ -21,8 +32,12 @@ from imaging_assets.processing.tiff import (
 )
 
 __all__ = [
+    "CODECS",
+    "DEFAULT_CODEC",
     "DEFAULT_MAX_PIXELS",
     "RECIPES",
+    "CodecError",
+    "Encoded",
     "ImageDecodeError",
     "ProcessedChannel",
     "Recipe",
@@ -30,9 +45,13 @@ __all__ = [
     "apply_recipe",
     "center_crop",
     "check_header",
+    "codec_name",
     "crop_offset",
+    "decode_pixels",
     "decode_tiff",
+    "default_codec",
     "dtype_accepted",
+    "encode_pixels",
     "get_recipe",
     "percentile_bounds",
     "percentiles",

@@ -1,0 +1,553 @@
+"""Benchmark (issue 14): stored pixels against PNG files, for bytes, write cost and training reads.
+
+Every figure is measured in this one run against its reference, on this machine:
+  1. codecs, per channel (768x768 uint8 after robust_8bit_crop; real = the 15 fixture TIFFs):
+     ratio raw/stored, encode and decode CPU ms: PNG (PIL) vs zstd-1 on raw bytes (raw/1, what
+     Lance's column zstd does) vs pzstd/1; and the raw recipe's 1080x1080 uint16 (raw/1 vs pzstd);
+  2. bytes per site on disk: the site_images Lance dataset (as the asset writes it) with pzstd,
+     with raw/1, and pzstd with the column's zstd metadata dropped, vs one PNG file per channel;
+  3. write path: the pipeline's CPU ms per image (fetch -> decode -> recipe -> md5/sha256 ->
+     codec -> Lance write, workers=1, every thread counted) vs the floor decode + md5, with
+     where the time goes;
+  4. one site, lake.site(key), warm, in a lake of 200,000 sites (BTREE index on site_key), with
+     its decode share, vs the same lookup with the index disabled and vs reading 5 PNG files;
+  5. a training loop: random-access sites per second, 1 and 2 worker processes, SiteDataset
+     (the read API) vs the same processed images as PNG files, one folder per site; per-sample
+     latency percentiles; and Lake.iter_batches(shuffle=True) in one process.
+Usage: python benchmarks/bench_reads.py [--sites 6] [--train-sites 60] [--rows 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import multiprocessing
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import imagecodecs
+import lance
+import numpy as np
+import pyarrow as pa
+import tifffile
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from imaging_assets.images import process_sites, site_tasks_from_table  # noqa: E402
+from imaging_assets.lance_tables import (  # noqa: E402
+    ensure_key_index,
+    partition_filter_for,
+    replace_partition,
+)
+from imaging_assets.objects import FetchedObject  # noqa: E402
+from imaging_assets.processing import (  # noqa: E402
+    apply_recipe,
+    decode_pixels,
+    decode_tiff,
+    encode_pixels,
+    get_recipe,
+)
+from imaging_assets.read import SiteDataset, open_lake  # noqa: E402
+from imaging_assets.sample.cells import draw_channel, make_layout  # noqa: E402
+from imaging_assets.schemas import site_images_schema  # noqa: E402
+
+CHANNELS = ["DNA", "AGP", "ER", "Mito", "RNA"]
+REAL = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real"
+ROBUST = get_recipe("robust_8bit_crop")
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+
+
+def synthetic_sites(n: int) -> list[dict[str, bytes]]:
+    sites = []
+    for index in range(n):
+        rng = np.random.default_rng(index)
+        layout = make_layout(rng, 1080, 50)
+        site = {}
+        for channel in CHANNELS:
+            sink = io.BytesIO()
+            tifffile.imwrite(sink, draw_channel(layout, channel, rng), compression="lzw")
+            site[channel] = sink.getvalue()
+        sites.append(site)
+    return sites
+
+
+def real_sites() -> list[dict[str, bytes]]:
+    """All 15 real fixture TIFFs as 3 sites of 5: phenix v1 ch1-5, phenix v5 ch1-5, and the
+    cpg0000 site's 3 channels with ch6 of both Phenix sites."""
+    v1 = sorted((REAL / "phenix_site_v1" / "images").glob("*.tiff"))
+    v5 = sorted((REAL / "phenix_site_v5" / "images").glob("*.tiff"))
+    cpg = sorted((REAL / "cpg0000_BR00117006" / "images").glob("*.tiff"))
+    groups = [v1[:5], v5[:5], [*cpg, v1[5], v5[5]]]
+    return [{c: p.read_bytes() for c, p in zip(CHANNELS, group, strict=True)} for group in groups]
+
+
+# -- timing helpers -------------------------------------------------------------------------------
+
+
+def _median(function, repeat: int, clock) -> float:
+    times = []
+    for _ in range(repeat):
+        started = clock()
+        function()
+        times.append(clock() - started)
+    return statistics.median(times)
+
+
+def cpu(function, repeat: int = 3) -> float:
+    """Median CPU seconds of the whole process (all threads): the cost per core."""
+    return _median(function, repeat, time.process_time)
+
+
+def wall(function, repeat: int = 3) -> float:
+    return _median(function, repeat, time.perf_counter)
+
+
+def size_of(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    sink = io.BytesIO()
+    Image.fromarray(array).save(sink, format="PNG")  # PIL's defaults, as jump_download saves
+    return sink.getvalue()
+
+
+def png_array(data) -> np.ndarray:
+    return np.asarray(Image.open(data if not isinstance(data, bytes) else io.BytesIO(data)))
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) * 1000
+
+
+# -- 1. codecs ------------------------------------------------------------------------------------
+
+
+def codec_table(label: str, images: list[np.ndarray], repeat: int) -> dict:
+    arms = {
+        "PNG (PIL)": (png_bytes, png_array),
+        "raw/1 + zstd-1 (today)": (
+            lambda a: imagecodecs.zstd_encode(a.tobytes(), level=1),
+            lambda b: np.frombuffer(imagecodecs.zstd_decode(b), np.uint8),
+        ),
+        "pzstd/1": (
+            lambda a: encode_pixels(a, "pzstd").data,
+            lambda b: decode_pixels(b, images[0].shape, images[0].dtype),
+        ),
+    }
+    out = {}
+    raw = sum(a.nbytes for a in images)
+    print(
+        f"\n1. codecs per channel, {label}: {len(images)} images {images[0].shape} {images[0].dtype}"
+    )
+    for name, (enc, dec) in arms.items():
+        stored = [enc(a) for a in images]
+        if name != "raw/1 + zstd-1 (today)":
+            assert all(
+                np.array_equal(np.asarray(dec(s)).reshape(a.shape), a)
+                for s, a in zip(stored, images, strict=True)
+            )
+        e = cpu(lambda enc=enc: [enc(a) for a in images], repeat) / len(images) * 1000
+        d = cpu(lambda d_=dec, s_=stored: [d_(s) for s in s_], repeat) / len(images) * 1000
+        ratio = raw / sum(len(s) for s in stored)
+        out[name] = (ratio, e, d)
+        print(f"   {name:24s} ratio {ratio:5.3f}  encode {e:6.2f} ms  decode {d:5.2f} ms")
+    png, ours = out["PNG (PIL)"], out["pzstd/1"]
+    print(
+        f"   verdict: pzstd ratio {ours[0]:.3f} vs PNG {png[0]:.3f} "
+        f"[{'PASS' if ours[0] >= png[0] else 'FAIL'}]; encode {ours[1] / png[1]:.3f} of PNG's "
+        f"[target <= 0.1: {'PASS' if ours[1] <= png[1] / 10 else 'FAIL'}]; decode "
+        f"{png[2] / ours[2]:.1f}x faster than PNG"
+    )
+    return out
+
+
+def raw_recipe_table(images: list[np.ndarray], repeat: int) -> None:
+    raw = sum(a.nbytes for a in images)
+    print(f"\n   raw recipe, {len(images)} real images {images[0].shape} {images[0].dtype}:")
+    for name in ("raw", "pzstd"):
+
+        def enc(a, name=name):
+            data = encode_pixels(a, name).data
+            return imagecodecs.zstd_encode(data, level=1) if name == "raw" else data
+
+        stored = [enc(a) for a in images]
+        e = cpu(lambda enc=enc: [enc(a) for a in images], repeat) / len(images) * 1000
+        if name == "raw":
+            d = cpu(lambda s_=stored: [imagecodecs.zstd_decode(s) for s in s_], repeat)
+        else:
+            d = cpu(
+                lambda s_=stored: [
+                    decode_pixels(s, a.shape, a.dtype) for s, a in zip(s_, images, strict=True)
+                ],
+                repeat,
+            )
+        d = d / len(images) * 1000
+        label = "raw/1 + zstd-1" if name == "raw" else "pzstd/1"
+        print(
+            f"   {label:24s} ratio {raw / sum(len(s) for s in stored):5.3f}  encode {e:6.2f} ms  decode {d:5.2f} ms"
+        )
+
+
+# -- 2/3. the pipeline as the asset runs it -------------------------------------------------------
+
+
+def pipeline(sites, root: Path, codec: str | None, schema: pa.Schema | None = None, plate="P"):
+    blobs = {f"mem://{plate}/{i}/{c}": d for i, site in enumerate(sites) for c, d in site.items()}
+    rows = [
+        {
+            "source": "bench", "batch": "b", "plate": plate, "well": f"A{i % 24:02d}",
+            "site": str(i), "channel": c, "uri": f"mem://{plate}/{i}/{c}", "illum_uri": None,
+            "site_key": f"bench__{plate}__A{i % 24:02d}__{i:05d}", "jcp2022": None,
+            "control_role": None, "plate_type": None,
+        }
+        for i, site in enumerate(sites)
+        for c in site
+    ]  # fmt: skip
+    tasks = site_tasks_from_table(pa.Table.from_pylist(rows), CHANNELS)
+    result = process_sites(
+        tasks,
+        lambda uri: FetchedObject(uri, blobs[uri]),
+        recipe=ROBUST,
+        channels=CHANNELS,
+        workers=1,
+        run_id="bench",
+        codec=codec,
+    )
+    replace_partition(
+        str(root / "site_images.lance"),
+        result.batches(),
+        schema or site_images_schema(CHANNELS),
+        key="site_key",
+        partition_filter=partition_filter_for("bench", plate),
+    )
+
+
+def no_column_zstd(schema: pa.Schema) -> pa.Schema:
+    return pa.schema(
+        [f.remove_metadata() if f.name.endswith("_pixels") else f for f in schema],
+        schema.metadata,
+    )
+
+
+def storage_and_write(label: str, sites, tmp: Path, repeat: int) -> dict:
+    images = sum(len(s) for s in sites)
+    arms = {
+        "pzstd/1": ("pzstd", None),
+        "raw/1 (today)": ("raw", None),
+        "pzstd/1, no column zstd": ("pzstd", no_column_zstd(site_images_schema(CHANNELS))),
+    }
+    sizes, cpus = {}, {}
+    for name, (codec, schema) in arms.items():
+        target = tmp / f"lake_{codec}_{schema is not None}"
+
+        def go(codec=codec, schema=schema, target=target):
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+            pipeline(sites, target, codec, schema)
+
+        cpus[name] = cpu(go, repeat) / images * 1000
+        sizes[name] = size_of(target / "site_images.lance") / len(sites)
+    png_dir = tmp / f"png_{label[:4]}"
+    for i, site in enumerate(sites):
+        folder = png_dir / "bench" / "P" / f"A{i % 24:02d}" / str(i)
+        folder.mkdir(parents=True, exist_ok=True)
+        for channel, data in site.items():
+            array = apply_recipe(ROBUST, decode_tiff(data)).array
+            (folder / f"{channel}.png").write_bytes(png_bytes(array))
+    sizes["PNG files"] = size_of(png_dir) / len(sites)
+    print(f"\n2. bytes per site on disk, {label} ({len(sites)} sites x 5 channels of 768x768):")
+    for name, value in sizes.items():
+        print(f"   {name:26s} {value / 1e6:6.3f} MB")
+    verdict = sizes["pzstd/1"] <= sizes["PNG files"]
+    print(
+        f"   verdict: site_images (pzstd) {sizes['pzstd/1'] / sizes['PNG files']:.3f} of PNG "
+        f"files [target <= 1: {'PASS' if verdict else 'FAIL'}]"
+    )
+
+    datas = [d for site in sites for d in site.values()]
+    decoded = [decode_tiff(d) for d in datas]
+    processed = [apply_recipe(ROBUST, a).array for a in decoded]
+    parts = {
+        "decode": lambda: [decode_tiff(d) for d in datas],
+        "md5": lambda: [hashlib.md5(d).hexdigest() for d in datas],
+        "sha256": lambda: [hashlib.sha256(d).hexdigest() for d in datas],
+        "recipe": lambda: [apply_recipe(ROBUST, a) for a in decoded],
+        "pzstd encode": lambda: [encode_pixels(p, "pzstd") for p in processed],
+    }
+    costs = {k: cpu(fn, repeat) / len(datas) * 1000 for k, fn in parts.items()}
+    floor = costs["decode"] + costs["md5"]
+    print(f"\n3. write path, {label}: CPU ms per image (workers=1, all threads counted)")
+    for name, value in cpus.items():
+        print(f"   pipeline with {name:24s} {value:6.2f} ms = {value / floor:.2f}x the floor")
+    print(f"   floor decode + md5                    {floor:6.2f} ms")
+    rest = cpus["pzstd/1"] - sum(costs.values())
+    print(
+        "   where the pzstd pipeline's time goes: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in costs.items())
+        + f", the rest (rows, batches, Lance write) {rest:.2f} ms"
+    )
+    ratio = cpus["pzstd/1"] / floor
+    print(
+        f"   verdict: {ratio:.2f}x decode + md5 [target <= 1.4x: {'PASS' if ratio <= 1.4 else 'FAIL'}]"
+    )
+    return {"sizes": sizes, "cpu": cpus, "floor": floor, "parts": costs}
+
+
+# -- 4. one site among 200,000 --------------------------------------------------------------------
+
+
+def lookup_at_scale(real_lake: Path, tmp: Path, rows: int, real_every: int) -> None:
+    """A lake of `rows` sites: every `real_every`-th row carries a real site's columns (encoded
+    pixels, provenance), the others the same columns with 16-byte pixel cells; the lookups ask
+    for the real rows, so each one reads a whole real site."""
+    template = lance.dataset(str(real_lake / "site_images.lance")).to_table().to_pylist()
+    schema = lance.dataset(str(real_lake / "site_images.lance")).schema
+    uri = str(tmp / "big" / "site_images.lance")
+    step = 20_000
+
+    def batches():
+        for start in range(0, rows, step):
+            out = []
+            for i in range(start, min(start + step, rows)):
+                row = dict(template[i % len(template)])
+                row["site_key"] = f"source_{i % 13}__P{i // 3456:05d}__A{i % 384:03d}__{i}"
+                row["plate"] = f"P{i // 3456:05d}"
+                if i % real_every:
+                    for c in CHANNELS:
+                        row[f"{c.lower()}_pixels"] = b"x" * 16
+                out.append(row)
+            yield pa.RecordBatch.from_pylist(out, schema=schema)
+
+    started = time.perf_counter()
+    lance.write_dataset(
+        pa.RecordBatchReader.from_batches(schema, batches()), uri, max_rows_per_file=3456 * 4
+    )
+    ensure_key_index(uri, "site_key")
+    built = time.perf_counter() - started
+    lake = open_lake(str(tmp / "big"))
+    wanted = [
+        f"source_{i % 13}__P{i // 3456:05d}__A{i % 384:03d}__{i}"
+        for i in range(0, rows, real_every)
+    ]
+    rng = np.random.default_rng(0)
+    keys = list(rng.permutation(wanted))[:100]
+    for key in keys[:20]:
+        lake.site(key)  # warm the page cache and the index
+    indexed = []
+    for key in keys:
+        started = time.perf_counter()
+        lake.site(key)
+        indexed.append(time.perf_counter() - started)
+    from imaging_assets.read import _decode_channels
+
+    dataset = lake.dataset("site_images")
+    columns = dataset.schema.names
+    parts: dict[str, list[float]] = {k: [] for k in ("open", "index", "take", "rows", "decode")}
+    scans = []
+    for n, key in enumerate(keys[:40]):
+        where = f"site_key = '{key}'"
+        t0 = time.perf_counter()
+        ds = lance.dataset(uri)
+        t1 = time.perf_counter()
+        ids = ds.to_table(columns=[], filter=where, with_row_id=True)["_rowid"].to_pylist()
+        t2 = time.perf_counter()
+        table = ds._take_rows(ids, columns=columns)
+        t3 = time.perf_counter()
+        row = table.to_pylist()[0]
+        t4 = time.perf_counter()
+        _decode_channels(row, tuple(CHANNELS))
+        t5 = time.perf_counter()
+        for name, value in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
+            parts[name].append(value)
+        if n < 10:
+            started = time.perf_counter()
+            ds.to_table(columns=[], filter=where, with_row_id=True, use_scalar_index=False)
+            scans.append(time.perf_counter() - started)
+    pngs = sorted((tmp / "png_real" / "bench" / "P" / "A00" / "0").glob("*.png"))
+    png = [
+        wall(lambda: np.stack([png_array(p) for p in pngs]), 1) for _ in range(30 if pngs else 0)
+    ]
+    plan = dataset.scanner(columns=[], filter=f"site_key = '{keys[0]}'", with_row_id=True)
+    index_line = [x.strip() for x in plan.explain_plan().splitlines() if "Index" in x]
+    med = statistics.median(indexed) * 1000
+    dec = statistics.median(parts["decode"]) * 1000
+    print(
+        f"\n4. one site among {rows:,} (built in {built:.0f} s; BTREE on site_key), warm, wall ms:"
+    )
+    print(
+        f"   lake.site(key)    median {med:6.2f}  p90 {pct(indexed, 90):6.2f}  "
+        f"(decode share {dec / med:.0%})"
+    )
+    print(
+        "   its steps, medians: "
+        + ", ".join(f"{k} {statistics.median(v) * 1000:.2f}" for k, v in parts.items())
+    )
+    print(
+        f"   finding the row: BTREE index {statistics.median(parts['index']) * 1000:.2f} ms vs "
+        f"filter scan {statistics.median(scans) * 1000:.2f} ms (use_scalar_index=False)"
+    )
+    if png:
+        print(f"   5 PNG files (PIL) median {statistics.median(png) * 1000:6.2f}")
+    print(f"   plan: {index_line[:1] or plan.explain_plan()[:120]}")
+    print(f"   verdict: {med:.2f} ms [target <= 5 ms: {'PASS' if med <= 5 else 'FAIL'}]")
+
+
+# -- 5. training loop -----------------------------------------------------------------------------
+
+
+def _png_site(folder: str) -> np.ndarray:
+    return np.stack([png_array(f"{folder}/{c}.png") for c in CHANNELS])
+
+
+_SOURCES: dict = {}
+
+
+def _init_worker(dataset: SiteDataset, folders: list[str]) -> None:
+    _SOURCES["lance"], _SOURCES["png"] = dataset, folders
+
+
+def _worker(args) -> tuple[float, float, list[float], int]:
+    kind, indices = args
+    source = _SOURCES[kind]
+    lat = []
+    began = time.time()
+    total = 0
+    for index in indices:
+        started = time.perf_counter()
+        if kind == "lance":
+            array, _ = source[index]
+        else:
+            array = _png_site(source[index])
+        total += int(array[0, 0, 0])
+        lat.append(time.perf_counter() - started)
+    return began, time.time(), lat, total
+
+
+def training(real_lake: Path, tmp: Path, n_sites: int) -> None:
+    """n_sites sites (copies of the 3 real sites, new keys) in a lake and as PNG files."""
+    source = lance.dataset(str(real_lake / "site_images.lance")).to_table().to_pylist()
+    lake_root = tmp / "train"
+    png_root = tmp / "train_png"
+    schema = lance.dataset(str(real_lake / "site_images.lance")).schema
+    rows, folders = [], []
+    for i in range(n_sites):
+        row = dict(source[i % len(source)])
+        row["site_key"] = f"bench__T__A{i % 24:02d}__{i:05d}"
+        row["well"], row["site"], row["plate"] = f"A{i % 24:02d}", str(i), "T"
+        rows.append(row)
+        folder = png_root / "bench" / "T" / row["well"] / row["site"]
+        folder.mkdir(parents=True, exist_ok=True)
+        for c in CHANNELS:
+            array = decode_pixels(
+                row[f"{c.lower()}_pixels"],
+                row[f"{c.lower()}_shape"],
+                row[f"{c.lower()}_dtype"],
+                row[f"{c.lower()}_codec"],
+            )
+            (folder / f"{c}.png").write_bytes(png_bytes(array))
+        folders.append(str(folder))
+    lance.write_dataset(
+        pa.Table.from_pylist(rows, schema=schema), str(lake_root / "site_images.lance")
+    )
+    ensure_key_index(str(lake_root / "site_images.lance"), "site_key")
+    dataset = SiteDataset(str(lake_root))
+    check = dataset.site_keys.index(rows[5]["site_key"])
+    assert np.array_equal(dataset[check][0], _png_site(folders[5]))
+    print(
+        f"\n5. training loop: {n_sites} sites x 5 channels 768x768 uint8, random order, warm cache"
+    )
+    order = list(np.random.default_rng(1).permutation(n_sites))
+    results = {}
+    ctx = multiprocessing.get_context("spawn")
+    for workers in (1, 2):
+        with ctx.Pool(workers, _init_worker, (dataset, folders)) as pool:
+            for kind in ("lance", "png"):
+                shards = [order[w::workers] for w in range(workers)]
+                pool.map(_worker, [(kind, s[:4]) for s in shards], chunksize=1)  # warm
+                out = pool.map(_worker, [(kind, s) for s in shards], chunksize=1)
+                span = max(o[1] for o in out) - min(o[0] for o in out)
+                lat = [x for o in out for x in o[2]]
+                results[(kind, workers)] = n_sites / span
+                label = "SiteDataset (Lance)" if kind == "lance" else "PNG files (PIL)"
+                print(
+                    f"   {workers} worker(s) {label:20s} {n_sites / span:7.1f} sites/s   latency ms p50 "
+                    f"{pct(lat, 50):6.2f} p90 {pct(lat, 90):6.2f} p99 {pct(lat, 99):6.2f}"
+                )
+        speed = results[("lance", workers)] / results[("png", workers)]
+        print(
+            f"   verdict, {workers} worker(s): {speed:.2f}x PNG files [target >= 3x: {'PASS' if speed >= 3 else 'FAIL'}]"
+        )
+    lake = open_lake(str(lake_root))
+    started = time.perf_counter()
+    seen = sum(len(arrays) for _, arrays in lake.iter_batches(batch_size=16, shuffle=True, seed=3))
+    spent = time.perf_counter() - started
+    print(
+        f"   Lake.iter_batches(shuffle=True, batch_size=16), 1 process: {seen / spent:7.1f} sites/s"
+    )
+
+
+def machine() -> str:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"machine: {platform.machine()}, {model}, nproc {affinity}, load avg {load}; python "
+        f"{platform.python_version()}, numpy {np.__version__}, pylance {lance.__version__}, "
+        f"imagecodecs {imagecodecs.__version__}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sites", type=int, default=6, help="synthetic sites")
+    parser.add_argument("--train-sites", type=int, default=60)
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--real-every", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    print(machine())
+    real = real_sites()
+    synthetic = synthetic_sites(args.sites)
+    real_images = [decode_tiff(d) for s in real for d in s.values()]
+    codec_table("real fixtures", [apply_recipe(ROBUST, a).array for a in real_images], args.repeat)
+    codec_table(
+        "synthetic",
+        [apply_recipe(ROBUST, decode_tiff(d)).array for s in synthetic for d in s.values()],
+        args.repeat,
+    )
+    raw_recipe_table(real_images, args.repeat)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        storage_and_write("real fixtures", real, tmp, args.repeat)
+        storage_and_write("synthetic", synthetic, tmp, args.repeat)
+        real_lake = tmp / "lake_pzstd_False"
+        shutil.rmtree(real_lake, ignore_errors=True)
+        real_lake.mkdir()
+        pipeline(real, real_lake, "pzstd")
+        lookup_at_scale(real_lake, tmp, args.rows, args.real_every)
+        training(real_lake, tmp, args.train_sites)
+    print("\n" + machine().split(";")[0].replace("machine:", "machine at the end:"))
+
+
+if __name__ == "__main__":
+    main()
