@@ -60,7 +60,7 @@ def build(path: Path, images: int, cells: int) -> None:
 STREAMED = """
 import resource, sys, time
 sys.path.insert(0, {root!r})
-from imaging_assets.profiles import iter_cell_profiles
+from imaging_assets.jump.profiles import iter_cell_profiles
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()
 cells = sum(b.num_rows for b in iter_cell_profiles({path!r}, "bench", source="s", batch="b", plate="P", images_per_batch=16))

@@ -34,11 +34,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from imaging_assets.core.stores import LocalStore  # noqa: E402
 from imaging_assets.frames import reading  # noqa: E402
 from imaging_assets.frames.indexes import ensure_indexes  # noqa: E402
 from imaging_assets.frames.lake import LakeTarget, ingest_dataset, register_manifest  # noqa: E402
 from imaging_assets.frames.schema import DATASETS, FRAMES  # noqa: E402
-from imaging_assets.resources.stores import LocalStore  # noqa: E402
 
 PROJECTS = ["ISP", "RETINA", "ZEBRA", "KIDNEY", "IPSC"]
 MICROSCOPES = ["Nikon-Ti2", "Zeiss-LSM980", "Leica-SP8", "Olympus-IX83"]

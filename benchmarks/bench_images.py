@@ -30,13 +30,13 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from imaging_assets.images import process_sites, site_tasks_from_table  # noqa: E402
-from imaging_assets.lance_tables import partition_filter_for, replace_partition  # noqa: E402
-from imaging_assets.objects import FetchedObject  # noqa: E402
+from imaging_assets.core.lance_tables import partition_filter_for, replace_partition  # noqa: E402
+from imaging_assets.core.objects import FetchedObject  # noqa: E402
+from imaging_assets.jump.images import process_sites, site_tasks_from_table  # noqa: E402
+from imaging_assets.jump.schemas import site_images_schema  # noqa: E402
 from imaging_assets.processing import decode_tiff, get_recipe  # noqa: E402
 from imaging_assets.read import open_lake  # noqa: E402
 from imaging_assets.sample.cells import draw_channel, make_layout  # noqa: E402
-from imaging_assets.schemas import site_images_schema  # noqa: E402
 
 CHANNELS = ["DNA", "AGP", "ER", "Mito", "RNA"]
 REAL = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real"
@@ -235,7 +235,7 @@ def lookup_at_scale(rows: int = 200_000) -> None:
     import lance
     import pyarrow as pa
 
-    from imaging_assets.lance_tables import ensure_key_index
+    from imaging_assets.core.lance_tables import ensure_key_index
 
     keys = [f"source_{i % 13}__P{i // 3456:05d}__A{i % 384:03d}__{i % 9}" for i in range(rows)]
     table = pa.table(

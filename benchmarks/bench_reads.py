@@ -41,13 +41,14 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from imaging_assets.images import process_sites, site_tasks_from_table  # noqa: E402
-from imaging_assets.lance_tables import (  # noqa: E402
+from imaging_assets.core.lance_tables import (  # noqa: E402
     ensure_key_index,
     partition_filter_for,
     replace_partition,
 )
-from imaging_assets.objects import FetchedObject  # noqa: E402
+from imaging_assets.core.objects import FetchedObject  # noqa: E402
+from imaging_assets.jump.images import process_sites, site_tasks_from_table  # noqa: E402
+from imaging_assets.jump.schemas import site_images_schema  # noqa: E402
 from imaging_assets.processing import (  # noqa: E402
     apply_recipe,
     decode_pixels,
@@ -57,7 +58,6 @@ from imaging_assets.processing import (  # noqa: E402
 )
 from imaging_assets.read import SiteDataset, open_lake  # noqa: E402
 from imaging_assets.sample.cells import draw_channel, make_layout  # noqa: E402
-from imaging_assets.schemas import site_images_schema  # noqa: E402
 
 CHANNELS = ["DNA", "AGP", "ER", "Mito", "RNA"]
 REAL = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real"

@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from imaging_assets import layout  # noqa: E402
-from imaging_assets.discovery import ScanCursor, scan_for_new_plates  # noqa: E402
-from imaging_assets.resources.s3 import S3Settings  # noqa: E402
-from imaging_assets.resources.stores import S3Store  # noqa: E402
+from imaging_assets.core.s3 import S3Settings  # noqa: E402
+from imaging_assets.core.stores import S3Store  # noqa: E402
+from imaging_assets.jump import layout  # noqa: E402
+from imaging_assets.jump.discovery import ScanCursor, scan_for_new_plates  # noqa: E402
 from imaging_assets_tests.servers import S3Server  # noqa: E402
 
 BUCKET = "bench-sensor"

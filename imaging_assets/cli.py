@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from imaging_assets.progress import ProgressBar
+from imaging_assets.core.progress import ProgressBar
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -118,8 +118,8 @@ def _lake_cleanup(args: argparse.Namespace) -> int:
 
 
 def _lake_plate(args: argparse.Namespace) -> int:
+    from imaging_assets.jump.keys import parse_plate_partition_key
     from imaging_assets.jump.status import plate_status
-    from imaging_assets.keys import parse_plate_partition_key
 
     lake = _lake_resource(args)
     source, plate = parse_plate_partition_key(args.partition)

@@ -127,7 +127,7 @@ def run_demo(
     from dagster import DagsterInstance
 
     from imaging_assets.definitions import defs
-    from imaging_assets.keys import parse_plate_partition_key
+    from imaging_assets.jump.keys import parse_plate_partition_key
     from imaging_assets.partitions import PLATES_PARTITIONS_NAME
 
     report = DemoReport()

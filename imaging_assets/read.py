@@ -25,9 +25,9 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
-from imaging_assets.images.contact_sheet import site_array
-from imaging_assets.lance_tables import quote
-from imaging_assets.schemas import CHANNELS_METADATA_KEY, channel_prefix
+from imaging_assets.core.lance_tables import quote
+from imaging_assets.jump.images.contact_sheet import site_array
+from imaging_assets.jump.schemas import CHANNELS_METADATA_KEY, channel_prefix
 
 PIXEL_SUFFIXES = ("_pixels", "_crop")
 

@@ -19,9 +19,9 @@ from dagster import (
 )
 
 from imaging_assets.assets.images import SITE_IMAGES, recipes_code_version
-from imaging_assets.backfill import plates_to_run
 from imaging_assets.jobs import plate_job
-from imaging_assets.keys import parse_plate_partition_key
+from imaging_assets.jump.backfill import plates_to_run
+from imaging_assets.jump.keys import parse_plate_partition_key
 from imaging_assets.partitions import PLATES_PARTITIONS_NAME
 
 MAX_RUNS_PER_TICK = int(os.environ.get("IMAGING_ASSETS_BACKFILL_MAX_RUNS", "20"))

@@ -18,8 +18,8 @@ from dagster import (
     sensor,
 )
 
-from imaging_assets.discovery import ScanCursor, scan_for_new_plates
 from imaging_assets.jobs import plate_job
+from imaging_assets.jump.discovery import ScanCursor, scan_for_new_plates
 from imaging_assets.partitions import PLATES_PARTITIONS_NAME
 from imaging_assets.resources.storage import SourceResource
 

@@ -18,9 +18,9 @@ import lance
 import pytest
 from dagster import DagsterInstance
 
+from imaging_assets.core.s3 import S3Settings
+from imaging_assets.core.stores import S3Store
 from imaging_assets.partitions import PLATES_PARTITIONS_NAME
-from imaging_assets.resources.s3 import S3Settings
-from imaging_assets.resources.stores import S3Store
 from imaging_assets.sample import generate_gallery
 from imaging_assets_tests.conftest import PROJECT_ROOT
 from imaging_assets_tests.servers import BACKFILL_STATUS, LAUNCH_BACKFILL, DagsterDev

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from imaging_assets import layout
 from imaging_assets.cli import build_parser
+from imaging_assets.jump import layout
 
 
 def _sample(root, preset: str) -> subprocess.CompletedProcess:

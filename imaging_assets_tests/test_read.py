@@ -10,12 +10,12 @@ import pyarrow as pa
 import pytest
 import tifffile
 
-from imaging_assets.images import process_sites, site_tasks_from_table
-from imaging_assets.lance_tables import partition_filter_for, replace_partition
-from imaging_assets.objects import FetchedObject
+from imaging_assets.core.lance_tables import partition_filter_for, replace_partition
+from imaging_assets.core.objects import FetchedObject
+from imaging_assets.jump.images import process_sites, site_tasks_from_table
+from imaging_assets.jump.schemas import site_images_schema
 from imaging_assets.processing import center_crop, get_recipe
 from imaging_assets.read import open_lake
-from imaging_assets.schemas import site_images_schema
 
 CHANNELS = ["DNA", "AGP"]
 

@@ -13,13 +13,18 @@ import pyarrow as pa
 import pytest
 import tifffile
 
-from imaging_assets.images import contact_sheet, process_sites, site_array, site_tasks_from_table
-from imaging_assets.lance_tables import ensure_dataset, partition_filter_for, replace_partition
-from imaging_assets.objects import FetchedObject
+from imaging_assets.core.lance_tables import ensure_dataset, partition_filter_for, replace_partition
+from imaging_assets.core.objects import FetchedObject
+from imaging_assets.jump.images import (
+    contact_sheet,
+    process_sites,
+    site_array,
+    site_tasks_from_table,
+)
+from imaging_assets.jump.schemas import site_images_schema
 from imaging_assets.processing import apply_recipe, center_crop, get_recipe
 from imaging_assets.read import SiteDataset, open_lake
 from imaging_assets.sample.cells import draw_channel, make_layout
-from imaging_assets.schemas import site_images_schema
 
 CHANNELS = ["DNA", "AGP", "Mito"]
 SITES = 9

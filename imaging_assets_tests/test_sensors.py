@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from dagster import SensorResult, SkipReason, build_sensor_context, instance_for_test
 
-from imaging_assets import layout
+from imaging_assets.jump import layout
 from imaging_assets.partitions import PLATES_PARTITIONS_NAME
 from imaging_assets.resources import SourceResource
 from imaging_assets.sensors import new_plates_sensor

@@ -33,7 +33,7 @@ from pydantic import Field
 
 from imaging_assets.assets.catalog import OWNERS, tags
 from imaging_assets.assets.lake_writes import run_alive_in
-from imaging_assets.errors import InputError, MissingObjectError
+from imaging_assets.core.errors import InputError, MissingObjectError
 from imaging_assets.frames import verify
 from imaging_assets.frames.lake import (
     LakeTarget,

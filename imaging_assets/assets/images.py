@@ -1,7 +1,7 @@
 """Asset `site_images` (per plate): sampled sites fetched, decoded, processed and written to Lance.
 
-The work is done by imaging_assets.images (a stream of record batches) and
-imaging_assets.lance_tables (one merge_insert commit per plate); this module wires config,
+The work is done by imaging_assets.jump.images (a stream of record batches) and
+imaging_assets.core.lance_tables (one merge_insert commit per plate); this module wires config,
 resources, logging, metadata and the checks that run with every materialization.
 """
 
@@ -35,18 +35,18 @@ from imaging_assets.assets.lake_writes import (
     write_plate,
 )
 from imaging_assets.assets.sampling import SIGNATURE, latest_metadata_text
-from imaging_assets.channels import CELL_PAINTING_CHANNELS
-from imaging_assets.images import (
+from imaging_assets.core.lance_tables import open_dataset
+from imaging_assets.jump.channels import CELL_PAINTING_CHANNELS
+from imaging_assets.jump.images import (
     TooManyFailures,
     contact_sheet,
     process_sites,
     site_tasks_from_table,
 )
-from imaging_assets.lance_tables import open_dataset
+from imaging_assets.jump.schemas import failed_images_schema, site_images_schema
 from imaging_assets.partitions import plates_partitions
 from imaging_assets.processing import DEFAULT_MAX_PIXELS, RECIPES, codec_name, get_recipe
 from imaging_assets.resources.storage import LakeResource, SourceResource
-from imaging_assets.schemas import failed_images_schema, site_images_schema
 
 GROUP = "images"
 SITE_IMAGES = "site_images"

@@ -10,10 +10,10 @@ import pyarrow as pa
 from dagster import Config, DagsterInstance, MetadataValue
 from pydantic import Field
 
-from imaging_assets import lance_tables
 from imaging_assets.assets.catalog import table_catalog
+from imaging_assets.core import lance_tables
 from imaging_assets.core.lease import RunAlive, partition_lease
-from imaging_assets.keys import parse_plate_partition_key
+from imaging_assets.jump.keys import parse_plate_partition_key
 from imaging_assets.resources.storage import LakeResource
 
 KEYS_KEPT_FOR_EXAMPLES = 200_000  # above this many rows a refusal gives counts, not example keys

@@ -7,16 +7,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import AssetExecutionContext, Output, asset
 
-from imaging_assets import layout
 from imaging_assets.assets.catalog import OWNERS, tags
 from imaging_assets.assets.metadata import table_metadata
-from imaging_assets.errors import InputError, MissingObjectError
+from imaging_assets.core.errors import InputError, MissingObjectError
+from imaging_assets.core.stores import ObjectStore
+from imaging_assets.jump import layout
 from imaging_assets.jump import load_data as load_data_logic
+from imaging_assets.jump.keys import parse_plate_partition_key
 from imaging_assets.jump.plates import choose_load_data
-from imaging_assets.keys import parse_plate_partition_key
 from imaging_assets.partitions import plates_partitions
 from imaging_assets.resources.storage import SourceResource
-from imaging_assets.resources.stores import ObjectStore
 
 GROUP = "plates"
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Output, asset
 
 from imaging_assets.assets.catalog import OWNERS, table_catalog, tags
-from imaging_assets.errors import MissingObjectError
+from imaging_assets.core.errors import MissingObjectError
 from imaging_assets.jump import metadata as jump_metadata
 from imaging_assets.resources.storage import MetadataResource
 

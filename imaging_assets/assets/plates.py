@@ -9,8 +9,8 @@ from pydantic import Field
 
 from imaging_assets.assets.catalog import OWNERS, tags
 from imaging_assets.assets.metadata import table_metadata
-from imaging_assets.discovery import load_data_keys_for
 from imaging_assets.jump import plates as jump_plates_logic
+from imaging_assets.jump.discovery import load_data_keys_for
 from imaging_assets.partitions import PLATES_PARTITIONS_NAME
 from imaging_assets.resources.storage import SourceResource
 

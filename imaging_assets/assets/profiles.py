@@ -2,7 +2,7 @@
 
 Profiles carry the same keys as site_images (source, plate, well, site_key, cell_id), so a feature
 row joins back to its images, and the images to their raw objects. Parsing, the single-cell join,
-digest verification and cropping live in imaging_assets.profiles; these assets fetch, stream, commit
+digest verification and cropping live in imaging_assets.jump.profiles; these assets fetch, stream, commit
 one plate per commit and report.
 """
 
@@ -27,7 +27,6 @@ from dagster import (
 )
 from pydantic import Field
 
-from imaging_assets import lance_tables, layout
 from imaging_assets.assets.catalog import OWNERS, for_partition, tags
 from imaging_assets.assets.images import SITE_IMAGES
 from imaging_assets.assets.lake_writes import (
@@ -38,10 +37,11 @@ from imaging_assets.assets.lake_writes import (
     write_plate,
 )
 from imaging_assets.assets.load_data import plate_row
-from imaging_assets.errors import MissingObjectError
-from imaging_assets.images import site_array
-from imaging_assets.partitions import plates_partitions
-from imaging_assets.profiles import (
+from imaging_assets.core import lance_tables
+from imaging_assets.core.errors import MissingObjectError
+from imaging_assets.jump import layout
+from imaging_assets.jump.images import site_array
+from imaging_assets.jump.profiles import (
     cell_crops_schema,
     cell_profiles_schema_from_sqlite,
     crop_cells,
@@ -51,6 +51,7 @@ from imaging_assets.profiles import (
     read_well_profiles,
     verify_digests,
 )
+from imaging_assets.partitions import plates_partitions
 from imaging_assets.resources.storage import LakeResource, SourceResource
 
 GROUP = "profiles"

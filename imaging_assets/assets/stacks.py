@@ -37,11 +37,11 @@ from dagster import (
 )
 from pydantic import Field
 
-from imaging_assets import lance_tables
 from imaging_assets.assets.catalog import OWNERS, tags
 from imaging_assets.assets.lake_writes import run_alive_in
+from imaging_assets.core import lance_tables
+from imaging_assets.core.errors import MissingObjectError
 from imaging_assets.core.lease import partition_lease
-from imaging_assets.errors import MissingObjectError
 from imaging_assets.resources.collections import StackCollectionResource, collection_from_env
 from imaging_assets.resources.storage import LakeResource
 from imaging_assets.settings import home

@@ -31,8 +31,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
-from imaging_assets.errors import MissingObjectError
-from imaging_assets.resources.stores import ObjectStore
+from imaging_assets.core.errors import MissingObjectError
+from imaging_assets.core.stores import ObjectStore
 
 LEASES_DIR = "_leases"
 DEFAULT_TTL_S = float(os.environ.get("IMAGING_ASSETS_LEASE_TTL_S", "90"))

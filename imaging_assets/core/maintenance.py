@@ -13,9 +13,9 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 
-from imaging_assets import lance_tables
+from imaging_assets.core import lance_tables
 from imaging_assets.core.lease import MAINTENANCE, Lease, PartitionBusyError, live_holders
-from imaging_assets.resources.stores import ObjectStore
+from imaging_assets.core.stores import ObjectStore
 
 LANCE_SUFFIX = ".lance"
 

@@ -80,12 +80,12 @@ def _query(args: argparse.Namespace) -> int:
 def _get(args: argparse.Namespace) -> int:
     import tifffile
 
+    from imaging_assets.core.progress import ProgressBar
     from imaging_assets.frames import reading
     from imaging_assets.frames.files import iter_chunks
     from imaging_assets.frames.ingest import decode_pixels
     from imaging_assets.frames.queries import parse_selector
     from imaging_assets.frames.schema import FRAMES
-    from imaging_assets.progress import ProgressBar
 
     root, options, store = _lake(args)
     row = reading.get_dataset(root, args.id, options)
@@ -151,8 +151,8 @@ def _get(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from imaging_assets.core.progress import ProgressBar
     from imaging_assets.frames import verify
-    from imaging_assets.progress import ProgressBar
 
     root, options, store = _lake(args)
     ids = args.ids or None

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from imaging_assets.errors import InputError, MissingObjectError
-from imaging_assets.resources.stores import LocalStore, ObjectStore, S3Store
+from imaging_assets.core.errors import InputError, MissingObjectError
+from imaging_assets.core.stores import LocalStore, ObjectStore, S3Store
 
 CHUNK = 1 << 20
 FILES_PREFIX = "objects"  # the lake's object area: <lake>/objects/<dataset_id>/<name>

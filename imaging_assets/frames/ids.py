@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from imaging_assets.errors import InputError
+from imaging_assets.core.errors import InputError
 
 PROJECT_RULE = "a project of letters, digits and '_' (starting with a letter, at most 40)"
 _PROJECT = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")

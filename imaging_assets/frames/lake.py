@@ -20,9 +20,11 @@ import lance
 import pyarrow as pa
 from lance.fragment import write_fragments
 
-from imaging_assets import lance_tables
+from imaging_assets.core import lance_tables
+from imaging_assets.core.errors import InputError
+from imaging_assets.core.lance_tables import quote
 from imaging_assets.core.lease import RunAlive, partition_lease
-from imaging_assets.errors import InputError
+from imaging_assets.core.stores import LocalStore, ObjectStore
 from imaging_assets.frames import files, registry
 from imaging_assets.frames.indexes import ensure_indexes
 from imaging_assets.frames.ingest import IngestSummary, frame_batches
@@ -35,8 +37,6 @@ from imaging_assets.frames.schema import (
     frames_schema,
 )
 from imaging_assets.frames.splitters import open_frames
-from imaging_assets.lance_tables import quote
-from imaging_assets.resources.stores import LocalStore, ObjectStore
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from imaging_assets.errors import InputError
+from imaging_assets.core.errors import InputError
 from imaging_assets.frames.ids import DatasetId, parse_dataset_id
 from imaging_assets.frames.schema import MANIFEST_COLUMNS, UPLOAD_TYPES
 

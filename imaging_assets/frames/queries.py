@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
-from imaging_assets.lance_tables import quote
+from imaging_assets.core.lance_tables import quote
 
 Selector = int | str | Iterable[int | str] | range | None
 

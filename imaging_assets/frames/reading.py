@@ -19,10 +19,10 @@ import lance
 import numpy as np
 import pyarrow as pa
 
+from imaging_assets.core.lance_tables import open_dataset, quote
 from imaging_assets.frames import queries
 from imaging_assets.frames.ingest import decode_pixels
 from imaging_assets.frames.schema import DATASET_FILES, DATASETS, FRAMES
-from imaging_assets.lance_tables import open_dataset, quote
 
 FRAME_INFO_COLUMNS = [
     "frame_key",

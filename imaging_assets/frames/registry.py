@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 import pyarrow as pa
 from lance.commit import CommitConflictError
 
-from imaging_assets import lance_tables
+from imaging_assets.core import lance_tables
+from imaging_assets.core.lance_tables import quote
 from imaging_assets.frames.manifest import ManifestEntry
 from imaging_assets.frames.schema import dataset_files_schema, datasets_schema
-from imaging_assets.lance_tables import quote
 
 RETRIES = 6
 

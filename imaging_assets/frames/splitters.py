@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from imaging_assets.errors import InputError
+from imaging_assets.core.errors import InputError
 
 AXIS_NAMES = {"T": "t", "C": "c", "Z": "z", "R": "p", "P": "p"}
 AXES_EXPECTED = "axes among T, C, Z and R/P (position), then Y and X (one sample per pixel)"

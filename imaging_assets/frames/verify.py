@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 
 import lance
 
-from imaging_assets.errors import MissingObjectError
+from imaging_assets.core.errors import MissingObjectError
+from imaging_assets.core.lance_tables import quote
+from imaging_assets.core.stores import ObjectStore
 from imaging_assets.frames import reading
 from imaging_assets.frames.ingest import frame_sha256
 from imaging_assets.frames.schema import DATASET_FILES, FRAMES
-from imaging_assets.lance_tables import quote
-from imaging_assets.resources.stores import ObjectStore
 
 KEY_COLUMNS = ["frame_key", "dataset_id", "c", "z", "t", "p", "sha256"]
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from imaging_assets.errors import InputError
+from imaging_assets.core.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
 # Arrow reads in blocks that must hold whole rows; fields up to this size parse on the first try.

@@ -15,7 +15,7 @@ Two locations per image, both kept:
 Validation, each failure an InputError naming the file, the column and the 1-based data row:
 - every row names the partition's plate and source (Metadata_Plate, Metadata_Source), when the
   caller gives them (the `load_data` asset always does);
-- source, plate, well and site are valid key parts (imaging_assets.keys.check_key_part: no `__`,
+- source, plate, well and site are valid key parts (imaging_assets.jump.keys.check_key_part: no `__`,
   `/`, `,` or control character, no `_` at either end, not empty), so no two sites share a key;
 - one row per site; every image has a location; frames are page numbers;
 - after resolution every uri and illum_uri is under the source root: a location that is not
@@ -35,12 +35,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from imaging_assets.errors import InputError
+from imaging_assets.core.errors import InputError
+from imaging_assets.core.stores import has_scheme
 from imaging_assets.jump.csv import decompress, empty_cells, read_typed_csv
-from imaging_assets.keys import KEY_PART_RULE, SEPARATOR, key_part_problem
-from imaging_assets.layout import rebase_to_source_key
-from imaging_assets.resources.stores import has_scheme
-from imaging_assets.schemas import LOAD_DATA_SCHEMA
+from imaging_assets.jump.keys import KEY_PART_RULE, SEPARATOR, key_part_problem
+from imaging_assets.jump.layout import rebase_to_source_key
+from imaging_assets.jump.schemas import LOAD_DATA_SCHEMA
 
 Format = Literal["csv", "parquet"]
 REQUIRED = ("Metadata_Plate", "Metadata_Well", "Metadata_Site")

@@ -9,10 +9,10 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from imaging_assets.errors import InputError
+from imaging_assets.core.errors import InputError
 from imaging_assets.jump.csv import decompress, empty_cells, header, read_typed_csv
-from imaging_assets.keys import KEY_PART_RULE, key_part_problem
-from imaging_assets.schemas import METADATA_SCHEMAS, WELL_METADATA_SCHEMA
+from imaging_assets.jump.keys import KEY_PART_RULE, key_part_problem
+from imaging_assets.jump.schemas import METADATA_SCHEMAS, WELL_METADATA_SCHEMA
 
 FILE_NAMES: dict[str, str] = {
     "plate": "plate.csv.gz",
@@ -48,7 +48,7 @@ MODALITY_BY_PLATE_TYPE = {
 CONTROL_ROLES = ("poscon", "negcon", "empty")
 
 # Per table: columns that must have a value in every row, columns that become key parts (see
-# imaging_assets.keys), and the columns that identify a row (at most one row per identity).
+# imaging_assets.jump.keys), and the columns that identify a row (at most one row per identity).
 NOT_EMPTY: dict[str, tuple[str, ...]] = {
     "plate": ("Metadata_Source", "Metadata_Batch", "Metadata_Plate", "Metadata_PlateType"),
     "well": ("Metadata_Source", "Metadata_Plate", "Metadata_Well"),

@@ -6,9 +6,9 @@ from collections.abc import Iterable, Mapping
 
 import pyarrow as pa
 
-from imaging_assets import layout
-from imaging_assets.keys import plate_partition_key
-from imaging_assets.schemas import PLATE_INDEX_SCHEMA
+from imaging_assets.jump import layout
+from imaging_assets.jump.keys import plate_partition_key
+from imaging_assets.jump.schemas import PLATE_INDEX_SCHEMA
 
 PlateId = tuple[str, str, str]  # (source, batch, plate)
 

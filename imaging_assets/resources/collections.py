@@ -12,8 +12,8 @@ import os
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
-from imaging_assets.resources.s3 import DEFAULT_REGION, S3Settings
-from imaging_assets.resources.stores import ObjectStore, open_store
+from imaging_assets.core.s3 import DEFAULT_REGION, S3Settings
+from imaging_assets.core.stores import ObjectStore, open_store
 from imaging_assets.stacks.layout import LayoutRules
 
 

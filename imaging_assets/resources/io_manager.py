@@ -17,7 +17,7 @@ from dagster import (
     ResourceDependency,
 )
 
-from imaging_assets.errors import MissingObjectError
+from imaging_assets.core.errors import MissingObjectError
 from imaging_assets.resources.storage import LakeResource
 
 UNPARTITIONED = "all"

@@ -10,8 +10,8 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
-from imaging_assets.resources.s3 import DEFAULT_REGION, S3Settings
-from imaging_assets.resources.stores import ObjectStore, open_store
+from imaging_assets.core.s3 import DEFAULT_REGION, S3Settings
+from imaging_assets.core.stores import ObjectStore, open_store
 
 DEFAULT_LAKE = ".lake"
 

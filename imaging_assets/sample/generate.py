@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import tifffile
 
-from imaging_assets import layout
+from imaging_assets.jump import layout
 from imaging_assets.sample.cellprofiler import (
     SiteMeasurements,
     measure_objects,

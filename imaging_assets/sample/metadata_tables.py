@@ -8,8 +8,8 @@ import io
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from imaging_assets.jump.schemas import METADATA_SCHEMAS
 from imaging_assets.sample.presets import Preset
-from imaging_assets.schemas import METADATA_SCHEMAS
 
 # The canonical control list of jump-cellpainting/datasets (metadata/perturbation_control.csv).
 PERTURBATION_CONTROLS = [

@@ -24,8 +24,8 @@ import pyarrow as pa
 from lance.commit import CommitConflictError
 from lance.fragment import write_fragments
 
-from imaging_assets import lance_tables
-from imaging_assets.lance_tables import CommitResult, ConcurrentPartitionWriteError, quote
+from imaging_assets.core import lance_tables
+from imaging_assets.core.lance_tables import CommitResult, ConcurrentPartitionWriteError, quote
 
 
 def specimen_filter(specimen: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from imaging_assets.errors import InputError
+from imaging_assets.core.errors import InputError
 
 SLICE, SKELETON, OTHER = "slice", "skeleton", "other"
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from imaging_assets.resources.stores import LocalStore, ObjectStore, S3Store
+from imaging_assets.core.stores import LocalStore, ObjectStore, S3Store
 from imaging_assets.stacks.layout import SKELETON, SLICE, LayoutRules, check_specimen_name
 
 FILES_SCHEMA = pa.schema(

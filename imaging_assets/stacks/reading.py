@@ -18,7 +18,7 @@ import lance
 import numpy as np
 import pyarrow as pa
 
-from imaging_assets.lance_tables import quote
+from imaging_assets.core.lance_tables import quote
 
 SLICES = "zstack_slices"
 SKELETONS = "skeletons"

@@ -26,8 +26,8 @@ import lance
 import pyarrow as pa
 import tifffile
 
-from imaging_assets.errors import MissingObjectError
-from imaging_assets.resources.stores import LocalStore, ObjectStore
+from imaging_assets.core.errors import MissingObjectError
+from imaging_assets.core.stores import LocalStore, ObjectStore
 
 try:
     from imaging_assets import __version__ as PACKAGE_VERSION

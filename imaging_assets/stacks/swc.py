@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from imaging_assets.errors import InputError
+from imaging_assets.core.errors import InputError
 
 STANDARD_TYPES = {0: "undefined", 1: "soma", 2: "axon", 3: "basal_dendrite", 4: "apical_dendrite"}
 NODE_SCHEMA = pa.schema(

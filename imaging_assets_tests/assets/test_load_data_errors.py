@@ -11,7 +11,7 @@ import shutil
 import pytest
 from dagster import DagsterEventType, instance_for_test
 
-from imaging_assets import layout
+from imaging_assets.jump import layout
 from imaging_assets.sample import generate_gallery
 from imaging_assets_tests.pipeline import (
     materialize_metadata,

@@ -9,8 +9,8 @@ import lance
 import pytest
 from dagster import instance_for_test
 
-from imaging_assets.resources.s3 import S3Settings
-from imaging_assets.resources.stores import S3Store
+from imaging_assets.core.s3 import S3Settings
+from imaging_assets.core.stores import S3Store
 from imaging_assets.sample import generate_gallery
 from imaging_assets_tests.pipeline import (
     materialize_metadata,

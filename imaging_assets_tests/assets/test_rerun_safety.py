@@ -130,8 +130,8 @@ def test_a_lake_written_before_read_uri_existed_gains_the_column(tmp_path):
     """Older site_images / failed_images datasets lack `*_read_uri`: the next write adds it."""
     import pyarrow as pa
 
-    from imaging_assets.lance_tables import ensure_dataset
-    from imaging_assets.schemas import failed_images_schema, site_images_schema
+    from imaging_assets.core.lance_tables import ensure_dataset
+    from imaging_assets.jump.schemas import failed_images_schema, site_images_schema
 
     gallery = generate_gallery(tmp_path / "gallery", preset="tiny", seed=0)
     lake = tmp_path / "lake"

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import instance_for_test
 
-from imaging_assets.lance_tables import open_dataset
+from imaging_assets.core.lance_tables import open_dataset
 from imaging_assets.read import open_lake
 from imaging_assets.sample import generate_gallery
 from imaging_assets_tests.pipeline import (

@@ -19,8 +19,8 @@ from imaging_assets.core.lease import (
     partition_lease,
     read_state,
 )
-from imaging_assets.resources.s3 import S3Settings
-from imaging_assets.resources.stores import LocalStore, S3Store
+from imaging_assets.core.s3 import S3Settings
+from imaging_assets.core.stores import LocalStore, S3Store
 
 
 def _plant(store, dataset: str, partition: str, generation: int, body: bytes) -> None:
@@ -217,7 +217,7 @@ def _first_write_race(
     store, uri: str, storage_options, trial: int, contenders: int = 3
 ) -> list[str]:
     """Contenders write the first rows of one plate at once, each under the lease."""
-    from imaging_assets.lance_tables import partition_filter_for, replace_partition
+    from imaging_assets.core.lance_tables import partition_filter_for, replace_partition
 
     schema = pa.schema([("key", pa.string()), ("source", pa.string()), ("plate", pa.string())])
     plate = f"P{trial}"
@@ -257,7 +257,7 @@ def _first_write_race(
 
 
 def test_concurrent_first_writes_of_a_plate_land_once_locally(tmp_path):
-    from imaging_assets.lance_tables import ensure_dataset
+    from imaging_assets.core.lance_tables import ensure_dataset
 
     schema = pa.schema([("key", pa.string()), ("source", pa.string()), ("plate", pa.string())])
     uri = str(tmp_path / "d.lance")
@@ -272,7 +272,7 @@ def test_concurrent_first_writes_of_a_plate_land_once_locally(tmp_path):
 @pytest.mark.slow
 def test_concurrent_first_writes_of_a_plate_land_once_on_s3(s3_server, s3_bucket, monkeypatch):
     """Bounded stress test on SeaweedFS: 12 plates, 3 runs each writing its first rows at once."""
-    from imaging_assets.lance_tables import ensure_dataset
+    from imaging_assets.core.lance_tables import ensure_dataset
 
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)

@@ -10,10 +10,10 @@ import pyarrow as pa
 import pytest
 
 from imaging_assets.cli import main
+from imaging_assets.core.lance_tables import ensure_dataset, partition_filter_for, replace_partition
 from imaging_assets.core.lease import Lease, PartitionBusyError
 from imaging_assets.core.maintenance import clean_dataset
-from imaging_assets.lance_tables import ensure_dataset, partition_filter_for, replace_partition
-from imaging_assets.resources.stores import LocalStore
+from imaging_assets.core.stores import LocalStore
 
 SCHEMA = pa.schema([("key", pa.string()), ("source", pa.string()), ("plate", pa.string())])
 

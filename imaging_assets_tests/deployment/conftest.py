@@ -147,8 +147,8 @@ def deployment(tmp_path_factory, postgres, s3_server):
     as source and the lake on S3; `metadata_job` launched and then a backfill of every plate, the
     daemon restarted once plate runs are going. Yields a DeploymentRun; stops everything at the
     end."""
-    from imaging_assets.resources.s3 import S3Settings
-    from imaging_assets.resources.stores import S3Store
+    from imaging_assets.core.s3 import S3Settings
+    from imaging_assets.core.stores import S3Store
     from imaging_assets.sample import generate_gallery
 
     seconds: dict[str, float] = {}

@@ -140,8 +140,8 @@ def test_verify_passes_then_reports_a_changed_file_with_exit_code_1(
     assert "74 frames and 1 files checked, 0 differ" in capsys.readouterr().out
 
     # a lake of its own holding the file upload, whose stored copy is then changed
+    from imaging_assets.core.stores import LocalStore
     from imaging_assets.frames.lake import ingest_dataset, register_manifest
-    from imaging_assets.resources.stores import LocalStore
     from imaging_assets_tests.frames.conftest import local_lake
 
     lake = local_lake(tmp_path / "lake")

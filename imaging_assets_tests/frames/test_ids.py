@@ -2,7 +2,7 @@ from datetime import datetime
 
 import pytest
 
-from imaging_assets.errors import InputError
+from imaging_assets.core.errors import InputError
 from imaging_assets.frames.ids import is_dataset_id, make_dataset_id, parse_dataset_id
 
 

@@ -6,10 +6,10 @@ import lance
 import numpy as np
 import pytest
 
-from imaging_assets.errors import InputError
+from imaging_assets.core.errors import InputError
+from imaging_assets.core.stores import LocalStore
 from imaging_assets.frames import queries, reading, verify
 from imaging_assets.frames.lake import ingest_dataset, register_manifest
-from imaging_assets.resources.stores import LocalStore
 from imaging_assets.sample.frames import write_ome
 from imaging_assets_tests.frames.conftest import NDTIFF, local_lake
 

@@ -4,7 +4,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from imaging_assets.errors import InputError
+from imaging_assets.core.errors import InputError
 from imaging_assets.frames.manifest import parse_manifest
 
 HEADER = "dataset_id,file,description,parent_id,positions,microscope,upload_type,format\n"

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from dagster import DagsterInstance
 
+from imaging_assets.core.s3 import S3Settings
+from imaging_assets.core.stores import S3Store
 from imaging_assets.frames import reading, verify
-from imaging_assets.resources.s3 import S3Settings
-from imaging_assets.resources.stores import S3Store
 from imaging_assets.sample.frames import generate_frame_samples
 from imaging_assets_tests.frames.test_assets import ingest, register, resources
 

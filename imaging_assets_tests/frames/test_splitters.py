@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from imaging_assets.errors import InputError
+from imaging_assets.core.errors import InputError
 from imaging_assets.frames.splitters import detect_format, open_frames
 from imaging_assets.sample.frames import write_ome
 from imaging_assets_tests.frames.conftest import NDTIFF

@@ -6,7 +6,7 @@ import gzip
 
 import pytest
 
-from imaging_assets.errors import InputError
+from imaging_assets.core.errors import InputError
 from imaging_assets.jump.csv import read_typed_csv
 from imaging_assets.jump.load_data import normalize_load_data
 from imaging_assets.jump.metadata import read_metadata_table

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from imaging_assets.errors import InputError
+from imaging_assets.core.errors import InputError
 from imaging_assets.jump.load_data import join_well_metadata, normalize_load_data, resolve_uris
 from imaging_assets.jump.plates import choose_load_data, plate_index
 

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from imaging_assets import keys
-from imaging_assets.errors import InputError
+from imaging_assets.core.errors import InputError
+from imaging_assets.jump import keys
 from imaging_assets.jump.load_data import normalize_load_data, resolve_uris
 
 COLUMNS = ["URL_OrigDNA", "URL_IllumDNA"] + [

@@ -7,7 +7,7 @@ import gzip
 import pyarrow as pa
 import pytest
 
-from imaging_assets.errors import InputError
+from imaging_assets.core.errors import InputError
 from imaging_assets.jump.metadata import FILE_NAMES, read_metadata_table, well_metadata
 
 REAL_ROWS = {"plate": 2525, "perturbation_control": 18, "microscope_config": 13}

@@ -6,7 +6,7 @@ import gzip
 
 import pytest
 
-from imaging_assets.errors import InputError
+from imaging_assets.core.errors import InputError
 from imaging_assets.jump.metadata import read_metadata_table
 
 HEADER = "Metadata_Source,Metadata_Batch,Metadata_Plate,Metadata_PlateType\n"

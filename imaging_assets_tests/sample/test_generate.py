@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from imaging_assets import layout
+from imaging_assets.jump import layout
 from imaging_assets.jump.load_data import normalize_load_data, resolve_uris
 from imaging_assets.jump.metadata import FILE_NAMES, read_metadata_table
 from imaging_assets.sample import PRESETS, generate_gallery

@@ -15,11 +15,11 @@ from imaging_assets.assets.stacks import (
     zstack_projections,
     zstack_slices,
 )
+from imaging_assets.core.s3 import S3Settings
+from imaging_assets.core.stores import S3Store
 from imaging_assets.read import open_lake
 from imaging_assets.resources.collections import StackCollectionResource
-from imaging_assets.resources.s3 import S3Settings
 from imaging_assets.resources.storage import LakeResource
-from imaging_assets.resources.stores import S3Store
 from imaging_assets.sample.stacks import generate_stacks
 
 pytestmark = pytest.mark.s3

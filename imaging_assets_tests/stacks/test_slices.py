@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from imaging_assets.resources.stores import open_store
+from imaging_assets.core.stores import open_store
 from imaging_assets.sample.stacks import generate_stacks
 from imaging_assets.stacks.commit import replace_specimen
 from imaging_assets.stacks.layout import SLICE, LayoutRules

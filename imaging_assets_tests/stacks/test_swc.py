@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imaging_assets.errors import InputError
+from imaging_assets.core.errors import InputError
 from imaging_assets.stacks.swc import SwcError, parse_swc
 
 

@@ -10,9 +10,9 @@ import sqlite3
 import pyarrow as pa
 import pytest
 
-from imaging_assets.errors import InputError
-from imaging_assets.profiles import iter_cell_profiles, iter_cell_profiles_from_csv
-from imaging_assets_tests.profiles.test_single_cell import _backend
+from imaging_assets.core.errors import InputError
+from imaging_assets.jump.profiles import iter_cell_profiles, iter_cell_profiles_from_csv
+from imaging_assets_tests.jump.profiles.test_single_cell import _backend
 
 
 def _read(path):

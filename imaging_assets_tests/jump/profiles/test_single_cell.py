@@ -7,8 +7,8 @@ import sqlite3
 import pyarrow as pa
 import pytest
 
-from imaging_assets.errors import InputError
-from imaging_assets.profiles import (
+from imaging_assets.core.errors import InputError
+from imaging_assets.jump.profiles import (
     cell_profiles_schema_from_sqlite,
     iter_cell_profiles,
     iter_cell_profiles_from_csv,

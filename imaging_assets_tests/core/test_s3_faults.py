@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from imaging_assets.resources.s3 import S3Settings
-from imaging_assets.resources.stores import S3Store, StoreUnavailableError
+from imaging_assets.core.s3 import S3Settings
+from imaging_assets.core.stores import S3Store, StoreUnavailableError
 
 BODY = b"raw tiff bytes " * 64
 SLOW_DOWN = (

@@ -15,17 +15,17 @@ import pyarrow as pa
 import pytest
 import tifffile
 
-from imaging_assets.errors import MissingObjectError
-from imaging_assets.images import (
+from imaging_assets.core.errors import MissingObjectError
+from imaging_assets.core.lance_tables import partition_filter_for, replace_partition
+from imaging_assets.core.objects import FetchedObject
+from imaging_assets.jump.images import (
     TooManyFailures,
     contact_sheet,
     process_sites,
     site_tasks_from_table,
 )
-from imaging_assets.lance_tables import partition_filter_for, replace_partition
-from imaging_assets.objects import FetchedObject
+from imaging_assets.jump.schemas import site_images_schema
 from imaging_assets.processing import get_recipe
-from imaging_assets.schemas import site_images_schema
 
 CHANNELS = ["DNA", "RNA"]
 

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from imaging_assets.errors import InputError
-from imaging_assets.profiles import read_well_profiles
+from imaging_assets.core.errors import InputError
+from imaging_assets.jump.profiles import read_well_profiles
 
 
 def _parquet(table: pa.Table) -> bytes:

@@ -11,9 +11,9 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from imaging_assets import layout
-from imaging_assets.keys import key_part_problem, plate_partition_key
-from imaging_assets.resources.stores import ObjectStore
+from imaging_assets.core.stores import ObjectStore
+from imaging_assets.jump import layout
+from imaging_assets.jump.keys import key_part_problem, plate_partition_key
 
 log = logging.getLogger(__name__)
 

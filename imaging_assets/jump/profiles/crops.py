@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from imaging_assets.schemas import cell_crops_schema
+from imaging_assets.jump.schemas import cell_crops_schema
 
 __all__ = ["cell_crops_schema", "crop_cells"]
 

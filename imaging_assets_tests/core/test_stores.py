@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from imaging_assets.errors import MissingObjectError
-from imaging_assets.resources.s3 import S3Settings
-from imaging_assets.resources.stores import (
+from imaging_assets.core.errors import MissingObjectError
+from imaging_assets.core.s3 import S3Settings
+from imaging_assets.core.stores import (
     HttpStore,
     LocalStore,
     S3Store,

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from imaging_assets import layout
-from imaging_assets.discovery import ScanCursor, scan_for_new_plates
-from imaging_assets.resources.stores import LocalStore
+from imaging_assets.core.stores import LocalStore
+from imaging_assets.jump import layout
+from imaging_assets.jump.discovery import ScanCursor, scan_for_new_plates
 
 
 def _land(root: Path, source: str, batch: str, plate: str, orig: bool = False) -> None:

@@ -1,8 +1,8 @@
 """The image pipeline's pure pieces: site tasks, the bounded processing stream, contact sheets."""
 
-from imaging_assets.images.contact_sheet import contact_sheet, site_array
-from imaging_assets.images.pipeline import PlateResult, TooManyFailures, process_sites
-from imaging_assets.images.tasks import ChannelSource, SiteTask, site_tasks_from_table
+from imaging_assets.jump.images.contact_sheet import contact_sheet, site_array
+from imaging_assets.jump.images.pipeline import PlateResult, TooManyFailures, process_sites
+from imaging_assets.jump.images.tasks import ChannelSource, SiteTask, site_tasks_from_table
 
 __all__ = [
     "ChannelSource",

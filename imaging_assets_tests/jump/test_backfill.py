@@ -1,4 +1,4 @@
-from imaging_assets.backfill import plates_to_run
+from imaging_assets.jump.backfill import plates_to_run
 
 
 def test_missing_before_stale_and_in_flight_skipped():

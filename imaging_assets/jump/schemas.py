@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from imaging_assets.lance_tables import addable
+from imaging_assets.core.lance_tables import addable
 
 # --- metadata tables (imaging_assets.jump.metadata) -------------------------------------------
 # Column names exactly as in jump-cellpainting/datasets' metadata/ folder; ids are text.
@@ -127,7 +127,7 @@ LOAD_DATA_SCHEMA = pa.schema(
     + [pa.field("frame", pa.int32())]  # page of a multi-page TIFF (LoadData's Frame_Orig{Ch})
 )
 
-# --- site_images, failed_images (imaging_assets.images) -----------------------------------------
+# --- site_images, failed_images (imaging_assets.jump.images) -----------------------------------------
 
 ZSTD_LEVEL_1 = {"lance-encoding:compression": "zstd", "lance-encoding:compression-level": "1"}
 SITE_KEY_COLUMNS = ("site_key", "source", "batch", "plate", "well", "site")
@@ -194,7 +194,7 @@ def failed_images_schema() -> pa.Schema:
     )
 
 
-# --- profiles (imaging_assets.profiles) ---------------------------------------------------------
+# --- profiles (imaging_assets.jump.profiles) ---------------------------------------------------------
 
 CROP_SIZE_METADATA_KEY = b"imaging_assets:crop_size"
 

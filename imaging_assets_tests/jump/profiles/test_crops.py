@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from imaging_assets.profiles import cell_crops_schema, crop_cells
+from imaging_assets.jump.profiles import cell_crops_schema, crop_cells
 
 
 def test_crops_are_centred_padded_and_flagged():

@@ -8,7 +8,7 @@ import lance
 import pyarrow as pa
 import pytest
 
-from imaging_assets.lance_tables import (
+from imaging_assets.core.lance_tables import (
     ConcurrentPartitionWriteError,
     SchemaMismatchError,
     ensure_dataset,
@@ -141,7 +141,7 @@ def test_filters_quote_values():
 
 
 def test_key_index_is_created_then_kept_current(tmp_path):
-    from imaging_assets.lance_tables import ensure_key_index
+    from imaging_assets.core.lance_tables import ensure_key_index
 
     uri = str(tmp_path / "d.lance")
     ensure_dataset(uri, SCHEMA)
@@ -158,7 +158,7 @@ def test_key_index_is_created_then_kept_current(tmp_path):
 
 
 def test_a_corrupt_manifest_names_the_dataset(tmp_path):
-    from imaging_assets.lance_tables import UnreadableDatasetError, open_dataset
+    from imaging_assets.core.lance_tables import UnreadableDatasetError, open_dataset
 
     uri = str(tmp_path / "site_images.lance")
     lance.write_dataset(pa.table({"k": ["a"]}), uri)
@@ -171,7 +171,7 @@ def test_a_corrupt_manifest_names_the_dataset(tmp_path):
 
 
 def test_addable_columns_are_added_to_older_datasets_and_others_still_refused(tmp_path):
-    from imaging_assets.lance_tables import SchemaMismatchError, addable, ensure_dataset
+    from imaging_assets.core.lance_tables import SchemaMismatchError, addable, ensure_dataset
 
     uri = str(tmp_path / "d.lance")
     old = pa.schema([("key", pa.string()), ("source", pa.string()), ("plate", pa.string())])

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from imaging_assets.errors import InputError
-from imaging_assets.profiles import (
+from imaging_assets.core.errors import InputError
+from imaging_assets.jump.profiles import (
     digest_summary,
     image_digests,
     image_digests_from_merged,

@@ -23,9 +23,9 @@ from typing import TypeVar
 
 import botocore.exceptions
 
-from imaging_assets.errors import MissingObjectError
-from imaging_assets.objects import FetchedObject
-from imaging_assets.resources.s3 import S3Settings
+from imaging_assets.core.errors import MissingObjectError
+from imaging_assets.core.objects import FetchedObject
+from imaging_assets.core.s3 import S3Settings
 
 T = TypeVar("T")
 

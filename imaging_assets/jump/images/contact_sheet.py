@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
+from imaging_assets.jump.schemas import channel_prefix
 from imaging_assets.processing.codecs import decode
-from imaging_assets.schemas import channel_prefix
 
 
 def _to_uint8(array: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from imaging_assets.errors import InputError
+from imaging_assets.core.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from imaging_assets.errors import InputError
-from imaging_assets.keys import SEPARATOR
-from imaging_assets.profiles.single_cell import inspect_backend, open_backend
-from imaging_assets.schemas import channel_prefix
+from imaging_assets.core.errors import InputError
+from imaging_assets.jump.keys import SEPARATOR
+from imaging_assets.jump.profiles.single_cell import inspect_backend, open_backend
+from imaging_assets.jump.schemas import channel_prefix
 
 DIGEST = re.compile(r"^Image_MD5Digest_Orig(?P<channel>.+)$")
 STATUSES = ("verified", "contradicted", "unknown")

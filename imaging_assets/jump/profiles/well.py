@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from imaging_assets.errors import InputError
-from imaging_assets.keys import SEPARATOR
+from imaging_assets.core.errors import InputError
+from imaging_assets.jump.keys import SEPARATOR
 
 KEY_COLUMNS = ("well_key", "source", "batch", "plate", "well")
 

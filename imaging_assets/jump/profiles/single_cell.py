@@ -37,8 +37,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from imaging_assets.errors import InputError
-from imaging_assets.keys import KEY_PART_RULE, SEPARATOR, key_part_problem
+from imaging_assets.core.errors import InputError
+from imaging_assets.jump.keys import KEY_PART_RULE, SEPARATOR, key_part_problem
 
 COMPARTMENTS = ("Cytoplasm", "Cells", "Nuclei")
 KEY_FIELDS = [

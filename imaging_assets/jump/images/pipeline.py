@@ -33,9 +33,11 @@ import numpy as np
 import pyarrow as pa
 
 from imaging_assets import __version__
-from imaging_assets.errors import MissingObjectError
-from imaging_assets.images.tasks import ChannelSource, SiteTask
-from imaging_assets.objects import FetchedObject, ObjectReader
+from imaging_assets.core.errors import MissingObjectError
+from imaging_assets.core.objects import FetchedObject, ObjectReader
+from imaging_assets.core.stores import StoreUnavailableError
+from imaging_assets.jump.images.tasks import ChannelSource, SiteTask
+from imaging_assets.jump.schemas import channel_prefix, failed_images_schema, site_images_schema
 from imaging_assets.processing import (
     DEFAULT_MAX_PIXELS,
     ImageDecodeError,
@@ -49,8 +51,6 @@ from imaging_assets.processing import (
     encode_pixels,
     read_tiff_header,
 )
-from imaging_assets.resources.stores import StoreUnavailableError
-from imaging_assets.schemas import channel_prefix, failed_images_schema, site_images_schema
 
 REFERENCE_SITES = 3  # sites whose TIFF headers fix a plate's expected shape and dtype
 
