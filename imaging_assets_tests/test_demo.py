@@ -127,6 +127,19 @@ def test_demo_runs_belong_to_the_code_location_in_the_web_ui(demo):
             answer = dev.graphql(JOB_RUNS, {"job": job})["pipelineOrError"]
             assert answer["__typename"] == "Pipeline", answer
             assert answer["runs"] and all(r["status"] == "SUCCESS" for r in answer["runs"]), job
+        # and a person sees them: plate_job's Runs tab in headless Chromium
+        from imaging_assets_tests.browser import chromium_context
+
+        runs = dev.graphql(JOB_RUNS, {"job": "plate_job"})["pipelineOrError"]["runs"]
+        with chromium_context() as browser:
+            page = browser.new_page()
+            page.goto(
+                f"http://127.0.0.1:{dev.port}/locations/imaging_assets/jobs/plate_job/runs",
+                wait_until="networkidle",
+            )
+            for run in runs:
+                page.get_by_text(run["runId"][:8]).first.wait_for()
+            page.screenshot(path=workdir / "plate_job_runs.png")
 
 
 @pytest.mark.slow

@@ -346,9 +346,15 @@ def site_images(
         sample_rows = dataset.to_table(filter=partition_filter, limit=config.contact_sheet_sites)
         png = contact_sheet(sample_rows, channels, n_sites=config.contact_sheet_sites)
         encoded = base64.b64encode(png).decode()
-        metadata["contact_sheet"] = MetadataValue.md(
-            f"![contact sheet](data:image/png;base64,{encoded})"
-        )
+        # first in the metadata: the picture is what a user checks first (Dagster 1.13 shows
+        # markdown metadata behind "[Show Markdown]"; there is no inline image type)
+        metadata = {
+            "contact_sheet": MetadataValue.md(
+                f"![contact sheet: each tile labelled with site key, control role and channel]"
+                f"(data:image/png;base64,{encoded})"
+            ),
+            **metadata,
+        }
     context.log.info(
         f"{context.partition_key}: {result.sites_ok} sites written ({result.sites_failed} failed) "
         f"at {metadata['images_per_second']} images/s; {uri} v{commit.version}"

@@ -7,28 +7,15 @@ from __future__ import annotations
 
 import base64
 import io
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from imaging_assets_tests.browser import TIMEOUT_MS, chromium_context
 from imaging_assets_tests.deployment.conftest import PLATE_ASSETS
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 60_000
 CHECKS = """
 query Checks {
   assetNodeOrError(assetKey: {path: ["site_images"]}) {
@@ -41,24 +28,8 @@ query Checks {
 
 @pytest.fixture(scope="module")
 def browser_context():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} missing: install Debian's chromium (.ci/run does)")
-    with (
-        tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile,
-        sync_api.sync_playwright() as playwright,
-    ):
-        # never `playwright install`: the system Chromium, a fresh profile
-        context = playwright.chromium.launch_persistent_context(
-            profile,
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1600, "height": 1000},
-        )
-        context.set_default_timeout(TIMEOUT_MS)
+    with chromium_context() as context:
         yield context
-        context.close()
 
 
 @pytest.fixture()
@@ -117,6 +88,20 @@ def test_contact_sheet_decodes_and_is_not_blank(page, deployment, tmp_path):
     assert pixels.shape == (height, width)
     assert pixels.std() > 5 and pixels.max() > pixels.min() + 50, (pixels.min(), pixels.max())
     assert (pixels > 0).mean() > 0.05  # not a black sheet with a few stray pixels
+    from imaging_assets.jump.images.contact_sheet import LABEL_HEIGHT
+
+    band = pixels[:LABEL_HEIGHT]  # the first site's label: its key and control role
+    assert (band > 128).sum() > 20 and (band == 0).mean() > 0.5
+
+
+def test_site_images_shows_its_columns_and_row_count(page, deployment, tmp_path):
+    _open(page, deployment, f"/assets/site_images?partition={deployment.plates[0]}")
+    page.get_by_text("Row count", exact=True).first.wait_for()
+    page.get_by_text("Columns", exact=True).first.wait_for()
+    for column in ("site_key", "dna_raw_md5", "dna_read_uri", "dna_codec"):
+        page.get_by_text(column, exact=True).first.wait_for()
+    page.get_by_text("md5 of the raw bytes", exact=False).first.wait_for()  # described
+    page.screenshot(path=tmp_path / "site_images_overview.png", full_page=True)
 
 
 def test_asset_checks_show_as_passed(page, deployment, tmp_path):

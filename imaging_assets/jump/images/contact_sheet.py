@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pyarrow as pa
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from imaging_assets.jump.schemas import channel_prefix
 from imaging_assets.processing.codecs import decode
@@ -31,8 +31,20 @@ def site_array(row: dict, channel: str) -> np.ndarray:
     return decode(row[f"{c}_pixels"], row[f"{c}_shape"], row[f"{c}_dtype"], row.get(f"{c}_codec"))
 
 
+LABEL_HEIGHT = 14  # px of the text band over each tile
+LABEL_COLOR = 255
+
+
+def _labelled(tile: np.ndarray, text: str) -> np.ndarray:
+    """The tile under a black band that names it (PIL's built-in font: no font files needed)."""
+    band = Image.new("L", (tile.shape[1], LABEL_HEIGHT), 0)
+    ImageDraw.Draw(band).text((2, 1), text, fill=LABEL_COLOR, font=ImageFont.load_default())
+    return np.concatenate([np.asarray(band), tile], axis=0)
+
+
 def contact_sheet(table: pa.Table, channels: list[str], n_sites: int = 4, tile: int = 128) -> bytes:
-    """PNG bytes: one row per site (up to n_sites), one tile per channel, each about `tile` px."""
+    """PNG bytes: one row per site (up to n_sites), one tile per channel, each about `tile` px;
+    each row is headed by its site key and control role, each tile by its channel."""
     rows = []
     for row in table.slice(0, n_sites).to_pylist():
         tiles = []
@@ -42,7 +54,15 @@ def contact_sheet(table: pa.Table, channels: list[str], n_sites: int = 4, tile: 
             tiles.append(_to_uint8(array[::step, ::step]))
         height = min(t.shape[0] for t in tiles)
         width = min(t.shape[1] for t in tiles)
-        rows.append(np.concatenate([t[:height, :width] for t in tiles], axis=1))
+        labelled = np.concatenate(
+            [
+                _labelled(t[:height, :width], channel)
+                for t, channel in zip(tiles, channels, strict=True)
+            ],
+            axis=1,
+        )
+        role = row.get("control_role") or "unknown"
+        rows.append(_labelled(labelled, f"{row['site_key']}  ({role})"))
     if not rows:
         rows = [np.zeros((8, 8 * max(len(channels), 1)), dtype=np.uint8)]
     width = min(r.shape[1] for r in rows)

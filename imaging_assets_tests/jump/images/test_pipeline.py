@@ -201,3 +201,27 @@ def test_the_frame_named_by_load_data_is_the_page_decoded(tmp_path):
     )
     row = pa.Table.from_batches(list(result.batches())).to_pylist()[0]
     assert np.frombuffer(row["dna_pixels"], np.uint16).max() == 300
+
+
+def test_contact_sheet_rows_and_tiles_carry_label_bands():
+    """Each site row starts with a black band with text (site key, role), each tile too (channel)."""
+    import io
+
+    import numpy as np
+    import pyarrow as pa
+    from PIL import Image
+
+    from imaging_assets.jump.images.contact_sheet import LABEL_HEIGHT, contact_sheet
+
+    pixels = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 251).astype(np.uint8)
+    row = {"site_key": "source_4__P1__A01__1", "control_role": "poscon"}
+    for c in ("dna", "agp"):
+        row |= {f"{c}_pixels": pixels.tobytes(), f"{c}_shape": [64, 64], f"{c}_dtype": "uint8"}
+    sheet = np.asarray(
+        Image.open(io.BytesIO(contact_sheet(pa.Table.from_pylist([row]), ["DNA", "AGP"])))
+    )
+    assert sheet.shape == (64 + 2 * LABEL_HEIGHT, 128)
+    site_band, channel_band = sheet[:LABEL_HEIGHT], sheet[LABEL_HEIGHT : 2 * LABEL_HEIGHT]
+    for band in (site_band, channel_band[:, :64], channel_band[:, 64:]):
+        assert (band > 128).sum() > 10 and (band == 0).mean() > 0.5  # text on black
+    assert (site_band[:, 64:] > 128).sum() > 10  # the site key runs across the row
