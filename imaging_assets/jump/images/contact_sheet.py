@@ -12,7 +12,7 @@ from imaging_assets.jump.schemas import channel_prefix
 from imaging_assets.processing.codecs import decode
 
 
-def _to_uint8(array: np.ndarray) -> np.ndarray:
+def to_uint8(array: np.ndarray) -> np.ndarray:
     if array.dtype == np.uint8:
         return array
     low, high = np.percentile(array, [1, 99])
@@ -35,7 +35,7 @@ LABEL_HEIGHT = 14  # px of the text band over each tile
 LABEL_COLOR = 255
 
 
-def _labelled(tile: np.ndarray, text: str) -> np.ndarray:
+def labelled(tile: np.ndarray, text: str) -> np.ndarray:
     """The tile under a black band that names it (PIL's built-in font: no font files needed)."""
     band = Image.new("L", (tile.shape[1], LABEL_HEIGHT), 0)
     ImageDraw.Draw(band).text((2, 1), text, fill=LABEL_COLOR, font=ImageFont.load_default())
@@ -51,18 +51,18 @@ def contact_sheet(table: pa.Table, channels: list[str], n_sites: int = 4, tile: 
         for channel in channels:
             array = site_array(row, channel)
             step = max(1, int(np.ceil(max(array.shape) / tile)))
-            tiles.append(_to_uint8(array[::step, ::step]))
+            tiles.append(to_uint8(array[::step, ::step]))
         height = min(t.shape[0] for t in tiles)
         width = min(t.shape[1] for t in tiles)
-        labelled = np.concatenate(
+        strip = np.concatenate(
             [
-                _labelled(t[:height, :width], channel)
+                labelled(t[:height, :width], channel)
                 for t, channel in zip(tiles, channels, strict=True)
             ],
             axis=1,
         )
         role = row.get("control_role") or "unknown"
-        rows.append(_labelled(labelled, f"{row['site_key']}  ({role})"))
+        rows.append(labelled(strip, f"{row['site_key']}  ({role})"))
     if not rows:
         rows = [np.zeros((8, 8 * max(len(channels), 1)), dtype=np.uint8)]
     width = min(r.shape[1] for r in rows)
