@@ -32,7 +32,7 @@ from dagster import (
 from pydantic import Field
 
 from imaging_assets.assets.catalog import OWNERS, tags
-from imaging_assets.assets.lake_writes import run_alive_in
+from imaging_assets.assets.lake_writes import RerunGuardConfig, run_alive_in
 from imaging_assets.core.errors import InputError, MissingObjectError
 from imaging_assets.frames import verify
 from imaging_assets.frames.lake import (
@@ -115,16 +115,8 @@ def imaging_datasets(
     )
 
 
-class FramesConfig(Config):
-    max_removed_fraction: float = Field(
-        default=0.0,
-        ge=0.0,
-        le=1.0,
-        description=(
-            "Share of a dataset's frames that a re-ingest may remove (the file now yields fewer); "
-            "0: none, the default, so a truncated re-upload never silently shrinks a dataset"
-        ),
-    )
+class FramesConfig(RerunGuardConfig):
+    """A re-ingest that would remove frames (the file now yields fewer) is refused by default."""
 
 
 @asset(

@@ -9,23 +9,17 @@ from __future__ import annotations
 
 import os
 
-from dagster import ConfigurableResource
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
-from imaging_assets.core.s3 import DEFAULT_REGION, S3Settings
-from imaging_assets.core.stores import ObjectStore, open_store
+from imaging_assets.core.s3 import S3Settings
+from imaging_assets.resources.storage import StoreResource
 from imaging_assets.stacks.layout import LayoutRules
 
 
-class StackCollectionResource(ConfigurableResource):
+class StackCollectionResource(StoreResource):
     """A folder-per-specimen collection of z-stacks (and SWC skeletons), local or on S3."""
 
     name: str = Field(default="stacks", description="Collection name (names its manifest)")
-    root: str = Field(description="Local folder, file:// or s3://bucket/prefix of the collection")
-    endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (None: AWS)")
-    region: str = Field(default=DEFAULT_REGION, description="S3 region")
-    anonymous: bool = Field(default=False, description="Unsigned requests (public buckets)")
-    max_attempts: int = Field(default=8, ge=1, description="Attempts per request before failing")
     prefix: str = Field(default="", description="Sub-prefix of root holding the specimen folders")
     split_folders: list[str] = Field(
         default_factory=lambda: ["TEST_DATA_SET"],
@@ -38,21 +32,6 @@ class StackCollectionResource(ConfigurableResource):
         default=r"(\d+)\.[A-Za-z0-9]+$",
         description="Regex whose first group is a slice's z in its file name (e.g. '-0007.tif')",
     )
-
-    _store: ObjectStore | None = PrivateAttr(default=None)
-
-    def s3_settings(self) -> S3Settings:
-        return S3Settings(
-            endpoint_url=self.endpoint_url,
-            region=self.region,
-            anonymous=self.anonymous,
-            max_attempts=self.max_attempts,
-        )
-
-    def store(self) -> ObjectStore:
-        if self._store is None:
-            self._store = open_store(self.root, self.s3_settings())
-        return self._store
 
     def rules(self) -> LayoutRules:
         return LayoutRules(

@@ -16,7 +16,7 @@ from imaging_assets.core.stores import ObjectStore, open_store
 DEFAULT_LAKE = ".lake"
 
 
-class _StoreResource(ConfigurableResource):
+class StoreResource(ConfigurableResource):
     """A root URI and how to reach it when it is on S3."""
 
     root: str = Field(
@@ -48,15 +48,15 @@ class _StoreResource(ConfigurableResource):
         return self.root.startswith("s3://")
 
 
-class SourceResource(_StoreResource):
+class SourceResource(StoreResource):
     """Where the raw collection lives (e.g. s3://cellpainting-gallery/cpg0016-jump)."""
 
 
-class MetadataResource(_StoreResource):
+class MetadataResource(StoreResource):
     """Where the JUMP metadata tables live: a folder, an S3 prefix or an https base URL."""
 
 
-class LakeResource(_StoreResource):
+class LakeResource(StoreResource):
     """Where every output goes: Parquet tables by the IO manager and `<name>.lance` datasets."""
 
     def dataset_uri(self, name: str) -> str:

@@ -20,17 +20,10 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from imaging_assets.frames.schema import MANIFEST_COLUMNS
+
 MANIFEST_KEY = "frames/manifest.csv"
-MANIFEST_HEADER = [
-    "dataset_id",
-    "file",
-    "description",
-    "parent_id",
-    "positions",
-    "microscope",
-    "upload_type",
-    "format",
-]
+MANIFEST_HEADER = list(MANIFEST_COLUMNS)
 
 
 @dataclass
