@@ -36,7 +36,6 @@ import imagecodecs
 import lance
 import numpy as np
 import pyarrow as pa
-import tifffile
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -57,7 +56,9 @@ from imaging_assets.processing import (  # noqa: E402
     get_recipe,
 )
 from imaging_assets.read import SiteDataset, open_lake  # noqa: E402
-from imaging_assets.sample.cells import draw_channel, make_layout  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_images import synthetic_sites  # noqa: E402  (the same synthetic sites, one generator)
 
 CHANNELS = ["DNA", "AGP", "ER", "Mito", "RNA"]
 REAL = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real"
@@ -65,20 +66,6 @@ ROBUST = get_recipe("robust_8bit_crop")
 
 
 # -- inputs ---------------------------------------------------------------------------------------
-
-
-def synthetic_sites(n: int) -> list[dict[str, bytes]]:
-    sites = []
-    for index in range(n):
-        rng = np.random.default_rng(index)
-        layout = make_layout(rng, 1080, 50)
-        site = {}
-        for channel in CHANNELS:
-            sink = io.BytesIO()
-            tifffile.imwrite(sink, draw_channel(layout, channel, rng), compression="lzw")
-            site[channel] = sink.getvalue()
-        sites.append(site)
-    return sites
 
 
 def real_sites() -> list[dict[str, bytes]]:

@@ -89,17 +89,20 @@ def query_datasets(
     return table
 
 
+def _row_of(root: str, name: str, dataset_id: str, storage_options: dict | None) -> dict | None:
+    """The dataset's one row in table `name`, or None."""
+    table = _open(root, name, storage_options)
+    if table is None:
+        return None
+    rows = table.to_table(filter=f"dataset_id = {quote(dataset_id)}", limit=1).to_pylist()
+    return rows[0] if rows else None
+
+
 def get_dataset(root: str, dataset_id: str, storage_options: dict | None = None) -> dict:
     """The dataset's row (global metadata and summary parsed from JSON)."""
-    dataset = _open(root, DATASETS, storage_options)
-    rows = (
-        []
-        if dataset is None
-        else dataset.to_table(filter=f"dataset_id = {quote(dataset_id)}").to_pylist()
-    )
-    if not rows:
+    row = _row_of(root, DATASETS, dataset_id, storage_options)
+    if row is None:
         raise KeyError(f"dataset {dataset_id!r} is not registered in {table_uri(root, DATASETS)}")
-    row = rows[0]
     for key in ("global_meta", "summary"):
         if isinstance(row.get(key), str):
             row[key] = json.loads(row[key])
@@ -139,15 +142,10 @@ def children(
 
 def dataset_file(root: str, dataset_id: str, storage_options: dict | None = None) -> dict:
     """Where a dataset of upload type `file` is kept, with its size and sha256."""
-    table = _open(root, DATASET_FILES, storage_options)
-    rows = (
-        []
-        if table is None
-        else table.to_table(filter=f"dataset_id = {quote(dataset_id)}").to_pylist()
-    )
-    if not rows:
+    row = _row_of(root, DATASET_FILES, dataset_id, storage_options)
+    if row is None:
         raise KeyError(f"dataset {dataset_id!r} has no stored file")
-    return rows[0]
+    return row
 
 
 @dataclass(frozen=True)
