@@ -34,10 +34,10 @@ from pydantic import Field
 from imaging_assets.assets.catalog import OWNERS, tags
 from imaging_assets.assets.lake_writes import RerunGuardConfig, run_alive_in
 from imaging_assets.core.errors import InputError, MissingObjectError
+from imaging_assets.core.lance_tables import RemovalRefusedError
 from imaging_assets.frames import verify
 from imaging_assets.frames.lake import (
     LakeTarget,
-    RemovalRefusedError,
     ingest_dataset,
     register_manifest,
 )

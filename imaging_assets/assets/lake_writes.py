@@ -3,7 +3,6 @@ never a silent removal of rows an earlier run wrote."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
@@ -12,6 +11,7 @@ from pydantic import Field
 
 from imaging_assets.assets.catalog import table_catalog
 from imaging_assets.core import lance_tables
+from imaging_assets.core.lance_tables import RemovalRefusedError
 from imaging_assets.core.lease import RunAlive, partition_lease
 from imaging_assets.jump.keys import parse_plate_partition_key
 from imaging_assets.resources.storage import LakeResource
@@ -19,20 +19,17 @@ from imaging_assets.resources.storage import LakeResource
 KEYS_KEPT_FOR_EXAMPLES = 200_000  # above this many rows a refusal gives counts, not example keys
 
 
-class RemovalRefusedError(RuntimeError):
-    """A re-run would delete rows of the plate that it does not write again."""
-
-
 class RerunGuardConfig(Config):
-    """What a re-run of a plate may remove of what an earlier run wrote."""
+    """What a re-run of a partition (plate, specimen, dataset) may remove of what an earlier run
+    wrote."""
 
     max_removed_fraction: float = Field(
         default=0.0,
         ge=0.0,
         le=1.0,
         description=(
-            "Share of the plate's existing rows that a re-run may delete without writing them "
-            "again (0: none, the default; 1: any). A refusal names what would be removed."
+            "Share of the partition's existing rows that a re-run may delete without writing "
+            "them again (0: none, the default; 1: any). A refusal names what would be removed."
         ),
     )
 
@@ -108,9 +105,7 @@ def write_plate(
     ) as lease:
         current = lance_tables.open_dataset(uri, options)
         existing = 0 if current is None else current.count_rows(filter=partition_filter)
-        allowed = (
-            None if max_removed_fraction is None else math.floor(max_removed_fraction * existing)
-        )
+        allowed = lance_tables.allowed_removals(existing, max_removed_fraction)
         seen = set() if allowed is not None and 0 < existing <= KEYS_KEPT_FOR_EXAMPLES else None
 
         def before_commit(preview: lance_tables.CommitResult) -> None:

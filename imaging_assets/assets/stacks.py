@@ -38,7 +38,7 @@ from dagster import (
 from pydantic import Field
 
 from imaging_assets.assets.catalog import OWNERS, tags
-from imaging_assets.assets.lake_writes import run_alive_in
+from imaging_assets.assets.lake_writes import RerunGuardConfig, run_alive_in
 from imaging_assets.core import lance_tables
 from imaging_assets.core.errors import MissingObjectError
 from imaging_assets.core.lease import partition_lease
@@ -219,7 +219,7 @@ def specimen_manifest(
     )
 
 
-class SlicesConfig(Config):
+class SlicesConfig(RerunGuardConfig):
     tolerate_failures: bool = Field(
         default=False,
         description="Write the good slices and record failed ones (default: fail the specimen)",
@@ -231,20 +231,14 @@ class SlicesConfig(Config):
             "original bytes instead of copies"
         ),
     )
-    max_removed_fraction: float = Field(
-        default=0.0,
-        ge=0.0,
-        le=1.0,
-        description="Share of the specimen's existing slices a re-run may drop (0: none)",
-    )
 
 
 def _guard(lease, existing: int, max_removed_fraction: float, specimen: str):
     def before_commit(preview: lance_tables.CommitResult) -> None:
         lease.assert_held()
         dropped = max(0, existing - preview.rows_written)
-        if dropped > int(max_removed_fraction * existing):
-            raise RuntimeError(
+        if dropped > lance_tables.allowed_removals(existing, max_removed_fraction):
+            raise lance_tables.RemovalRefusedError(
                 f"{specimen}: this run would leave {preview.rows_written} rows where {existing} "
                 "were; nothing was committed. Re-run with config max_removed_fraction: 1.0 to "
                 "allow it."

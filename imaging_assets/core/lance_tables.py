@@ -11,6 +11,7 @@ The Dagster run id goes into the commit's transaction properties.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -21,6 +22,17 @@ from lance.commit import CommitConflictError
 
 class SchemaMismatchError(ValueError):
     """An existing dataset whose schema differs from what the writer produces."""
+
+
+class RemovalRefusedError(RuntimeError):
+    """A re-run would delete rows of a partition that it does not write again."""
+
+
+def allowed_removals(existing: int, max_removed_fraction: float | None) -> int | None:
+    """How many of a partition's `existing` rows a re-run may delete (None: any)."""
+    if max_removed_fraction is None:
+        return None
+    return math.floor(max_removed_fraction * existing)
 
 
 class UnreadableDatasetError(ValueError):

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from lance.fragment import write_fragments
 
 from imaging_assets.core import lance_tables
 from imaging_assets.core.errors import InputError
-from imaging_assets.core.lance_tables import quote
+from imaging_assets.core.lance_tables import RemovalRefusedError, quote
 from imaging_assets.core.lease import RunAlive, partition_lease
 from imaging_assets.core.stores import LocalStore, ObjectStore
 from imaging_assets.frames import files, registry
@@ -236,10 +235,6 @@ def append_partition(
     return lance_tables.CommitResult(uri, committed.version, rows[0], rows[0], 0, 0)
 
 
-class RemovalRefusedError(RuntimeError):
-    """A re-ingest would remove frames that an earlier ingest wrote."""
-
-
 def _ingest_frames(lake, source, row, run_id, run_alive, max_removed_fraction) -> IngestResult:
     dataset_id = row["dataset_id"]
     positions = [p for p in (row.get("positions") or "").split(";") if p]
@@ -264,11 +259,7 @@ def _ingest_frames(lake, source, row, run_id, run_alive, max_removed_fraction) -
 
             def before_commit(preview: lance_tables.CommitResult) -> None:
                 lease.assert_held()
-                allowed = (
-                    None
-                    if max_removed_fraction is None
-                    else math.floor(max_removed_fraction * existing)
-                )
+                allowed = lance_tables.allowed_removals(existing, max_removed_fraction)
                 if allowed is not None and preview.rows_deleted > allowed:
                     raise RemovalRefusedError(
                         f"{dataset_id}: re-ingesting would remove {preview.rows_deleted} of its "

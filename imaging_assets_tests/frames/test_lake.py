@@ -261,7 +261,7 @@ def test_a_failing_ingest_commits_nothing(tmp_path):
 
 
 def test_a_re_ingest_that_would_drop_frames_is_refused_unless_allowed(tmp_path):
-    from imaging_assets.frames.lake import RemovalRefusedError
+    from imaging_assets.core.lance_tables import RemovalRefusedError
 
     lake, source, array = _noise_dataset(tmp_path)
     uri = f"{lake.root}/frames.lance"
