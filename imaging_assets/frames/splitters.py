@@ -85,6 +85,11 @@ class FrameSource:
             yield frame
 
 
+def _channel_name(names, c: int) -> str | None:
+    """The channel's name when the file names it."""
+    return names[c] if c < len(names) else None
+
+
 def _unreadable(path: Path | str, error: BaseException) -> InputError:
     return InputError(str(path), f"not a readable TIFF ({type(error).__name__}: {error})")
 
@@ -290,7 +295,7 @@ def _series_frames(
             z=where["z"],
             t=where["t"],
             p=where["p"],
-            channel_name=channel_names[c] if c < len(channel_names) else None,
+            channel_name=_channel_name(channel_names, c),
             array=array.reshape(shape[-2:]),
             meta=meta,
             source=str(path),
@@ -487,7 +492,7 @@ def _ndtiff(path: Path) -> FrameSource:
                     z=where["z"],
                     t=where["t"],
                     p=where["p"],
-                    channel_name=label or (channel_names[c] if c < len(channel_names) else None),
+                    channel_name=label or _channel_name(channel_names, c),
                     array=np.frombuffer(data, dtype=dtype).reshape(height, width),
                     meta=meta,
                     source=str(folder / filename),
@@ -558,7 +563,7 @@ def _mmstack(path: Path) -> FrameSource:
                     z=where["z"],
                     t=where["t"],
                     p=where["p"],
-                    channel_name=channel_names[c] if c < len(channel_names) else None,
+                    channel_name=_channel_name(channel_names, c),
                     array=page.asarray(),
                     meta=_jsonable(meta),
                     source=str(path),
@@ -666,7 +671,7 @@ def _tiff_folder(folder: Path) -> FrameSource:
                 z=where["z"],
                 t=where["t"],
                 p=where["p"],
-                channel_name=label or (channel_names[c] if c < len(channel_names) else None),
+                channel_name=label or _channel_name(channel_names, c),
                 array=array,
                 meta=_jsonable(per_file.get(file.name, {})),
                 source=str(file),
