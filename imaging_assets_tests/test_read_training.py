@@ -21,7 +21,7 @@ from imaging_assets.jump.images import (
     site_array,
     site_tasks_from_table,
 )
-from imaging_assets.jump.schemas import site_images_schema
+from imaging_assets.jump.schemas import ZSTD_LEVEL_1, site_images_schema
 from imaging_assets.processing import apply_recipe, center_crop, get_recipe
 from imaging_assets.read import SiteDataset, open_lake
 from imaging_assets.sample.cells import draw_channel, make_layout
@@ -60,7 +60,13 @@ def _images(folder: Path) -> list[dict]:
     return rows
 
 
-def _write(root: Path, rows: list[dict], codec: str | None, schema: pa.Schema | None = None):
+def _write(
+    root: Path,
+    rows: list[dict],
+    codec: str | None,
+    schema: pa.Schema | None = None,
+    run_id: str = "r1",
+):
     tasks = site_tasks_from_table(pa.Table.from_pylist(rows), CHANNELS)
     result = process_sites(
         tasks,
@@ -68,7 +74,7 @@ def _write(root: Path, rows: list[dict], codec: str | None, schema: pa.Schema | 
         recipe=get_recipe("robust_8bit_crop", RECIPE),
         channels=CHANNELS,
         workers=2,
-        run_id="r1",
+        run_id=run_id,
         codec=codec,
     )
     batches = result.batches()
@@ -179,8 +185,13 @@ def test_a_lake_written_before_codecs_reads_as_raw_and_gains_the_column(tmp_path
     images = tmp_path / "images"
     images.mkdir()
     rows = _images(images)
+    # as datasets were created before codecs: no codec column, the pixels under column zstd
     old = pa.schema(
-        [f for f in site_images_schema(CHANNELS) if not f.name.endswith("_codec")],
+        [
+            f.with_metadata(ZSTD_LEVEL_1) if f.name.endswith("_pixels") else f
+            for f in site_images_schema(CHANNELS)
+            if not f.name.endswith("_codec")
+        ],
         site_images_schema(CHANNELS).metadata,
     )
     ensure_dataset(str(tmp_path / "site_images.lance"), old)
@@ -197,3 +208,29 @@ def test_a_lake_written_before_codecs_reads_as_raw_and_gains_the_column(tmp_path
     assert np.array_equal(lake.site("s__P__A02__2").array, _expected(images, 2))
     raw = center_crop(tifffile.imread(images / "2_DNA.tiff"), 96)
     assert lake.site("s__P__A02__2").to_raw()[0].shape == raw.shape
+    assert lake.dataset("site_images").schema.field("dna_pixels").metadata  # kept as it was
+
+
+def test_a_new_lake_leaves_compression_to_the_codec(written):
+    lake, _ = written
+    assert not lake.dataset("site_images").schema.field("dna_pixels").metadata
+
+
+def test_provenance_comes_from_the_version_the_pixels_came_from(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    rows = _images(images)
+    _write(tmp_path, rows, codec=None, run_id="first")
+    lake = open_lake(str(tmp_path))
+    site = lake.site("s__P__A01__4")  # pixels now, provenance on first use
+    _write(tmp_path, rows, codec="raw", run_id="second")  # the plate is rewritten meanwhile
+    assert site.provenance["dagster_run_id"] == "first"
+    assert site.provenance["DNA"]["codec"] == "pzstd/1"
+    assert site.provenance["recipe"]["params"]["crop"] == 96
+    again = lake.site("s__P__A01__4")  # the same Lake sees the new version
+    assert again.provenance["dagster_run_id"] == "second"
+    assert again.provenance["DNA"]["codec"] == "raw/1"
+    assert np.array_equal(again.array, site.array)
+    assert "s__P__A01__4" in repr(site) and "(3, 96, 96) uint8" in repr(site)
+    with pytest.raises(KeyError, match="nope"):
+        lake.site("nope")

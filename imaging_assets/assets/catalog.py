@@ -38,7 +38,7 @@ COLUMNS = {
 
 SUFFIXES = {
     "_pixels": "processed pixels of the channel, lossless, in the codec named by `_codec`",
-    "_codec": "codec of `_pixels` (provenance): pzstd/1 (predictor + zstd) or raw/1; null: raw",
+    "_codec": "codec of `_pixels` (provenance): pzstd/1 (predictor + zstd), zstd/1 or raw/1; null: raw",
     "_shape": "shape (height, width) of the processed pixels",
     "_dtype": "numpy dtype of the processed pixels",
     "_raw_uri": "canonical URI of the raw image, as the load data names it (provenance)",

@@ -146,7 +146,10 @@ def site_images_schema(channels: list[str] | tuple[str, ...]) -> pa.Schema:
     for channel in channels:
         c = channel_prefix(channel)
         fields += [
-            pa.field(f"{c}_pixels", pa.large_binary(), metadata=ZSTD_LEVEL_1),
+            # no column compression (since 0.4, with the zstd/1 codec): the cell's codec
+            # compresses; datasets created earlier keep their column zstd (their raw/1 rows
+            # rely on it) and their new rows are written the same way
+            pa.field(f"{c}_pixels", pa.large_binary()),
             # how {c}_pixels is encoded, "name/version" (imaging_assets.processing.codecs); added
             # in 0.3: older lakes gain it (null = "raw/1", the array's C-order bytes)
             addable(pa.field(f"{c}_codec", _S)),
