@@ -6,6 +6,7 @@ import io
 import time
 import tracemalloc
 
+import imagecodecs
 import numpy as np
 import pytest
 import tifffile
@@ -116,3 +117,60 @@ def test_decode_errors_never_echo_object_bytes(content):
     for start in range(len(SECRET) - 3):
         assert SECRET[start : start + 4] not in text, text
     assert "b'" not in text and 'b"' not in text, text
+
+
+@pytest.fixture
+def libtiff_calls(monkeypatch):
+    """Counts the pages libtiff decoded (the fast path) rather than tifffile."""
+    calls = []
+    original = imagecodecs.tiff_decode
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("index"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(imagecodecs, "tiff_decode", counting)
+    return calls
+
+
+def test_libtiff_decodes_the_real_tiffs_bit_exactly_as_tifffile(real_fixtures, libtiff_calls):
+    paths = sorted(real_fixtures.glob("*/images/*.tif*"))
+    for path in paths:
+        data = path.read_bytes()
+        assert np.array_equal(decode_tiff(data), tifffile.imread(io.BytesIO(data))), path.name
+    assert len(libtiff_calls) == len(paths)  # every Phenix LZW page took the fast path
+
+
+@pytest.mark.parametrize("compression", [None, "lzw", "zlib", "packbits"])
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32"])
+def test_pages_libtiff_takes_and_the_page_asked_for(compression, dtype, libtiff_calls):
+    rng = np.random.default_rng(3)
+    pages = [(rng.normal(100, 20, (37, 53))).astype(dtype) for _ in range(3)]
+    sink = io.BytesIO()
+    with tifffile.TiffWriter(sink) as writer:
+        for page in pages:
+            writer.write(page, compression=compression, predictor=compression == "zlib")
+    data = sink.getvalue()
+    for index, page in enumerate(pages):
+        expected = None if dtype != "float32" else "float32"
+        assert np.array_equal(decode_tiff(data, page=index, expected_dtype=expected), page)
+    assert libtiff_calls == [0, 1, 2]
+
+
+def test_pages_libtiff_does_not_take_go_to_tifffile(libtiff_calls):
+    rgb = np.random.default_rng(4).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    grey = _tiff(np.arange(600, dtype=np.uint8).reshape(20, 30) % 7, None)
+    with pytest.raises(ImageDecodeError, match="2-D page"):
+        decode_tiff(_tiff(rgb, "zlib"))  # refused from the header, as before
+    tiled = io.BytesIO()
+    tifffile.imwrite(tiled, np.ones((64, 64), np.uint16), tile=(32, 32), compression="zstd")
+    assert decode_tiff(tiled.getvalue()).sum() == 64 * 64
+    assert decode_tiff(grey).shape == (20, 30)
+    assert libtiff_calls == [0]  # only the plain grey page; zstd tiles went to tifffile
+
+
+def test_bytes_libtiff_refuses_are_still_named_corrupt(real_fixtures, libtiff_calls):
+    data = bytearray(sorted(real_fixtures.glob("phenix_site_v1/images/*.tiff"))[0].read_bytes())
+    data[2000:2200] = bytes(200)  # inside the LZW strip
+    error = _rejected(bytes(data))
+    assert error.kind == "corrupt" and len(libtiff_calls) == 1
