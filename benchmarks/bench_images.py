@@ -1,13 +1,14 @@
 """Benchmark: raw TIFF bytes -> stored channel, this pipeline against jump_download's recipe.
 
 On the same sites, in one process, single-threaded (so figures are per core):
-  (a) this pipeline: decode (tifffile) -> robust_8bit_crop (histogram percentiles, LUT) ->
-      provenance (md5, sha256) -> Lance write (zstd channel bytes), via process_sites and
-      replace_partition exactly as the site_images asset runs them;
+  (a) this pipeline: decode (libtiff through imagecodecs for plain grey pages, else tifffile) ->
+      robust_8bit_crop (histogram percentiles, LUT) -> provenance (md5, sha256) -> pzstd/1 ->
+      Lance write, via process_sites and replace_partition exactly as the site_images asset
+      runs them;
   (b) the reference, written here after jump_download's recipe: PIL decode, np.percentile on a
       float32 copy (three calls: the lower and upper bound on the crop, and the image's median
       used for its sanity check), crop, scale, truncate to uint8, one PNG file per channel;
-  (c) the floor: tifffile decode only.
+  (c) the floor: decode only, as the pipeline decodes (decode_tiff).
 Also: bytes on disk per site (Lance vs PNG files) and the time to read one whole site back.
 Usage: python benchmarks/bench_images.py [--sites 8] [--repeat 3]
 """
@@ -226,7 +227,7 @@ def breakdown(sites) -> None:
     print(
         "  per image (CPU ms): "
         + ", ".join(f"{k} {v:.1f}" for k, v in costs.items())
-        + "; the rest is batching and the Lance write (zstd)"
+        + "; the rest is the codec, batching and the Lance write"
     )
 
 

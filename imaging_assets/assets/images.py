@@ -80,8 +80,9 @@ class SiteImagesConfig(RerunGuardConfig):
         default=None,
         description=(
             "How each channel's pixels are stored, lossless: 'pzstd' (predictor + zstd, smaller "
-            "than PNG) or 'raw' (C-order bytes, compressed by Lance's zstd); unset: the recipe's "
-            "default (raw for the raw recipe, pzstd otherwise). Stored per row as <c>_codec"
+            "than PNG), 'zstd' (zstd of the C-order bytes: faster to read, 1.3x PNG's bytes) or "
+            "'raw' (C-order bytes, uncompressed in new lakes); unset: the recipe's default (zstd "
+            "for the raw recipe, pzstd otherwise). Stored per row as <c>_codec"
         ),
     )
     expected_shape: list[int] | None = Field(
