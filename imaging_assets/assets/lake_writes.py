@@ -58,6 +58,20 @@ def _keys_seen(
         yield batch
 
 
+def _watched(batches: lance_tables.BatchSource, key: str, seen: set[str] | None):
+    """The stream with its keys noted; a replayable source stays replayable (each reading
+    starts the noting afresh)."""
+    if not callable(batches):
+        return _keys_seen(batches, key, seen)
+
+    def replay() -> Iterator[pa.RecordBatch]:
+        if seen is not None:
+            seen.clear()
+        return _keys_seen(batches(), key, seen)
+
+    return replay
+
+
 def _refusal(
     dataset: str,
     partition_key: str,
@@ -80,7 +94,7 @@ def write_plate(
     dataset: str,
     partition_key: str,
     run_id: str,
-    batches: Iterable[pa.RecordBatch],
+    batches: lance_tables.BatchSource,
     schema: pa.Schema,
     *,
     key: str,
@@ -95,7 +109,9 @@ def write_plate(
 
     The plate's lease is held throughout and checked just before the commit. A commit that would
     delete more than `max_removed_fraction` of the plate's existing rows is refused (None: no
-    limit), so a shrunken upstream table never silently empties a plate.
+    limit), so a shrunken upstream table never silently empties a plate. Pass `batches` as a
+    function returning the stream when reading it again is cheap: a commit that another plate's
+    concurrent commit preempted is then redone instead of failing the plate.
     """
     uri = lake.dataset_uri(dataset)
     options = lake.storage_options()
@@ -118,7 +134,7 @@ def write_plate(
 
         result = lance_tables.replace_partition(
             uri,
-            _keys_seen(batches, key, seen),
+            _watched(batches, key, seen),
             schema,
             key=key,
             partition_filter=partition_filter,

@@ -129,7 +129,7 @@ def well_profiles(
         WELL_PROFILES,
         context.partition_key,
         context.run.run_id,
-        table.to_batches(),
+        table.to_batches,  # replayable: a preempted commit is redone
         table.schema,
         key="well_key",
         evolve=True,
@@ -225,6 +225,7 @@ def cell_profiles(
         counted = {"rows": 0, "batches": 0}
 
         def batches() -> Iterator[pa.RecordBatch]:
+            counted["rows"] = counted["batches"] = 0  # a preempted commit reads them again
             for batch in iter_cell_profiles(
                 sqlite_path, store.uri(key), images_per_batch=config.images_per_batch, **names
             ):
@@ -239,7 +240,7 @@ def cell_profiles(
             CELL_PROFILES,
             context.partition_key,
             context.run.run_id,
-            batches(),
+            batches,  # replayable: a preempted commit is redone
             schema,
             key="cell_id",
             index_key=True,
@@ -297,6 +298,7 @@ def _crop_batches(
     config: CellCropsConfig,
     counted: dict[str, int],
 ) -> Iterator[pa.RecordBatch]:
+    counted["cells"] = 0  # a preempted commit reads the crops again
     x_col = f"{config.center}_Location_Center_X"
     y_col = f"{config.center}_Location_Center_Y"
     site_columns = ["site_key", "source", "plate", "well", "site", "recipe_name"]
@@ -388,7 +390,7 @@ def cell_crops(
         CELL_CROPS,
         context.partition_key,
         context.run.run_id,
-        _crop_batches(images, cells, channels, schema, partition_filter, config, counted),
+        lambda: _crop_batches(images, cells, channels, schema, partition_filter, config, counted),
         schema,
         key="cell_id",
         index_key=True,

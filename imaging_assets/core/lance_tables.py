@@ -40,7 +40,11 @@ class UnreadableDatasetError(ValueError):
 
 
 class ConcurrentPartitionWriteError(RuntimeError):
-    """Another run committed the same partition while this one was writing."""
+    """A concurrent commit to the dataset preempted this one (nothing of it was committed)."""
+
+
+BatchSource = Iterable[pa.RecordBatch] | Callable[[], Iterable[pa.RecordBatch]]
+COMMIT_ATTEMPTS = 4
 
 
 @dataclass(frozen=True)
@@ -196,7 +200,7 @@ class _Stream:
 
 def replace_partition(
     uri: str,
-    batches: Iterable[pa.RecordBatch],
+    batches: BatchSource,
     schema: pa.Schema,
     *,
     key: str,
@@ -205,6 +209,7 @@ def replace_partition(
     properties: dict[str, str] | None = None,
     evolve: bool = False,
     before_commit: Callable[[CommitResult], None] | None = None,
+    attempts: int = COMMIT_ATTEMPTS,
 ) -> CommitResult:
     """Make the rows matching `partition_filter` exactly `batches`, in one commit.
 
@@ -213,7 +218,49 @@ def replace_partition(
     exception propagates. `before_commit` sees what the commit would do (version -1) and may
     raise to veto it: the rows are staged but nothing becomes visible (lake maintenance removes
     the staged files).
+
+    Another partition's commit can preempt this one in Lance (measured: a concurrent schema
+    evolution, "Merge", always does). When `batches` is a function returning the stream, a
+    retryable conflict redoes the write against the newer version, up to `attempts` times in
+    all, calling `before_commit` again each time; a plain iterable can be read only once, so the
+    conflict is a ConcurrentPartitionWriteError.
     """
+    replayable = callable(batches)
+    for attempt in range(1, attempts + 1):
+        stream, transaction, stats, dataset = _stage(
+            uri, batches() if replayable else batches, schema, key, partition_filter,
+            storage_options, evolve,
+        )  # fmt: skip
+        transaction.transaction_properties = dict(properties or {})
+        if before_commit is not None:
+            before_commit(_commit_result(uri, -1, stream.rows, stats))
+        try:
+            committed = lance.LanceDataset.commit(
+                uri, transaction, read_version=dataset.version, storage_options=storage_options
+            )
+        except CommitConflictError as error:
+            if replayable and getattr(error, "retryable", False) and attempt < attempts:
+                continue  # redo against the version that preempted this one
+            raise ConcurrentPartitionWriteError(
+                f"{uri}: a concurrent commit to the dataset (the same rows, another partition's "
+                f"schema change or an index update) preempted the commit of ({partition_filter}) "
+                f"{attempt} time(s); nothing from this run was committed. Re-run the partition. "
+                f"Lance: {error}"
+            ) from error
+        return _commit_result(uri, committed.version, stream.rows, stats, committed.count_rows())
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _stage(
+    uri: str,
+    batches: Iterable[pa.RecordBatch],
+    schema: pa.Schema,
+    key: str,
+    partition_filter: str,
+    storage_options: dict | None,
+    evolve: bool,
+) -> tuple[_Stream, object, dict, lance.LanceDataset]:
+    """Write the stream's rows as new files and return the (uncommitted) transaction."""
     dataset = ensure_dataset(uri, schema, storage_options, evolve=evolve)
     if evolve or dataset.schema.names != schema.names:  # columns added later sit at the end
         schema = dataset.schema
@@ -231,19 +278,7 @@ def replace_partition(
         if stream.error is not None:
             raise stream.error from None
         raise error
-    transaction.transaction_properties = dict(properties or {})
-    if before_commit is not None:
-        before_commit(_commit_result(uri, -1, stream.rows, stats))
-    try:
-        committed = lance.LanceDataset.commit(
-            uri, transaction, read_version=dataset.version, storage_options=storage_options
-        )
-    except CommitConflictError as error:
-        raise ConcurrentPartitionWriteError(
-            f"{uri}: another run committed rows of ({partition_filter}) while this one was "
-            "writing; nothing from this run was committed. Re-run the partition."
-        ) from error
-    return _commit_result(uri, committed.version, stream.rows, stats, committed.count_rows())
+    return stream, transaction, stats, dataset
 
 
 def _commit_result(

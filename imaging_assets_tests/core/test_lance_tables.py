@@ -198,3 +198,71 @@ def test_addable_columns_are_added_to_older_datasets_and_others_still_refused(tm
     assert table["read_uri"].to_pylist() == [None, "x"]
     with pytest.raises(SchemaMismatchError):
         ensure_dataset(uri, pa.schema([*new, pa.field("not_addable", pa.string())]))
+
+
+def _evolving_write_meanwhile(uri: str, plate: str) -> None:
+    """Another partition's writer with a column the dataset lacks: it commits a schema change
+    (Lance "Merge") and then its rows."""
+    wider = SCHEMA.append(pa.field("extra", pa.float64()))
+    row = {"key": f"{plate}-0", "source": "s", "plate": plate, "value": 7, "extra": 0.5}
+    replace_partition(
+        uri,
+        [pa.RecordBatch.from_pylist([row], schema=wider)],
+        wider,
+        key="key",
+        partition_filter=partition_filter_for("s", plate),
+        evolve=True,
+    )
+
+
+def _interrupted_once(uri: str, plate: str, n: int, calls: list[int]):
+    """A replayable stream for `plate` whose first reading lets another partition evolve the
+    schema before its rows flow: the commit of that first attempt is preempted."""
+
+    def batches():
+        calls.append(len(calls) + 1)
+        if len(calls) == 1:
+            _evolving_write_meanwhile(uri, "OTHER")
+        yield from _rows(plate, n)
+
+    return batches
+
+
+def test_a_commit_preempted_by_another_partitions_schema_change_is_redone(tmp_path):
+    uri = str(tmp_path / "d.lance")
+    _replace(uri, "P0", 2)
+    calls: list[int] = []
+    checks: list[int] = []
+    result = replace_partition(
+        uri,
+        _interrupted_once(uri, "P1", 5, calls),
+        SCHEMA,
+        key="key",
+        partition_filter=partition_filter_for("s", "P1"),
+        evolve=True,
+        before_commit=lambda preview: checks.append(preview.rows_inserted),
+    )
+    assert calls == [1, 2] and checks == [5, 5]  # staged twice, the veto asked both times
+    assert result.rows_written == 5 and result.rows_inserted == 5
+    rows = lance.dataset(uri).to_table().to_pylist()
+    assert sorted(r["key"] for r in rows) == sorted(
+        ["P0-0", "P0-1", "OTHER-0"] + [f"P1-{i}" for i in range(5)]
+    )
+    assert {r["extra"] for r in rows if r["plate"] == "P1"} == {None}
+
+
+def test_a_stream_that_cannot_be_replayed_names_the_conflict(tmp_path):
+    uri = str(tmp_path / "d.lance")
+    _replace(uri, "P0", 2)
+    once = _interrupted_once(uri, "P1", 5, [])()  # a generator: read once
+    with pytest.raises(ConcurrentPartitionWriteError, match="schema change.*Re-run") as caught:
+        replace_partition(
+            uri,
+            once,
+            SCHEMA,
+            key="key",
+            partition_filter=partition_filter_for("s", "P1"),
+            evolve=True,
+        )
+    assert "preempted" in str(caught.value)
+    assert "P1-0" not in lance.dataset(uri).to_table(columns=["key"])["key"].to_pylist()
