@@ -8,6 +8,7 @@ resources, logging, metadata and the checks that run with every materialization.
 import base64
 import hashlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import lance
@@ -38,6 +39,7 @@ from imaging_assets.assets.sampling import SIGNATURE, latest_metadata_text
 from imaging_assets.core.lance_tables import open_dataset
 from imaging_assets.jump.channels import CELL_PAINTING_CHANNELS
 from imaging_assets.jump.images import (
+    PlateResult,
     TooManyFailures,
     contact_sheet,
     process_sites,
@@ -278,28 +280,37 @@ def site_images(
             context.log.info(f"{context.partition_key}: {done}/{total} sites processed")
 
     store = source.store()
-    result = process_sites(
-        tasks,
-        store.read,
-        recipe=recipe,
-        channels=channels,
-        workers=config.workers,
-        run_id=run_id,
-        expected_shape=tuple(config.expected_shape) if config.expected_shape else None,
-        expected_dtype=config.expected_dtype,
-        max_pixels=config.max_pixels,
-        batch_rows=config.batch_rows,
-        max_failed_fraction=config.max_failed_fraction,
-        progress=progress,
-        codec=config.codec,
-    )
+    attempts: list[PlateResult] = []  # one per reading of the stream; the last one committed
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        """The plate's stream, anew each time: a commit that another plate's commit preempted
+        is redone (the plate is processed again: rare, and better than failing the run)."""
+        attempts.append(
+            process_sites(
+                tasks,
+                store.read,
+                recipe=recipe,
+                channels=channels,
+                workers=config.workers,
+                run_id=run_id,
+                expected_shape=tuple(config.expected_shape) if config.expected_shape else None,
+                expected_dtype=config.expected_dtype,
+                max_pixels=config.max_pixels,
+                batch_rows=config.batch_rows,
+                max_failed_fraction=config.max_failed_fraction,
+                progress=progress,
+                codec=config.codec,
+            )
+        )
+        return attempts[-1].batches()
+
     try:
         commit = write_plate(
             lake,
             SITE_IMAGES,
             context.partition_key,
             run_id,
-            result.batches(),
+            batches,
             schema,
             key="site_key",
             index_key=True,
@@ -311,6 +322,7 @@ def site_images(
             ),
         )
     except TooManyFailures as error:
+        result = attempts[-1]
         _write_failures(lake, result.failures_table(), context.partition_key, run_id)
         raise Failure(
             description=f"{context.partition_key}: {error}; site_images left unchanged",
@@ -321,6 +333,7 @@ def site_images(
                 "expected_raw_image": MetadataValue.json(result.expected()),
             },
         ) from error
+    result = attempts[-1]
     failures = result.failures_table()
     _write_failures(lake, failures, context.partition_key, run_id)
 
