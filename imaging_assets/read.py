@@ -41,7 +41,7 @@ class Lake:
         # cached between calls (opening a dataset then costs ~0.01 ms instead of ~0.3 ms, and the
         # site_key index is not read again), while each open still sees the latest version
         self.session = lance.Session()
-        self._schemas: dict[tuple[str, int], tuple[set[str], dict]] = {}
+        self._last_schema: tuple[tuple[str, int], set[str], dict] | None = None
 
     def __repr__(self) -> str:
         names = ", ".join(self.datasets()) or "no datasets yet"
@@ -92,10 +92,10 @@ class Lake:
         """Column names and schema metadata of a dataset version, built once per version (the
         schema object is rebuilt on every access, ~0.1 ms for site_images)."""
         key = (dataset.uri, dataset.version)
-        if key not in self._schemas:
+        if self._last_schema is None or self._last_schema[0] != key:
             schema = dataset.schema
-            self._schemas = {key: (set(schema.names), schema.metadata or {})}
-        return self._schemas[key]
+            self._last_schema = (key, set(schema.names), schema.metadata or {})
+        return self._last_schema[1], self._last_schema[2]
 
     def iter_batches(
         self,

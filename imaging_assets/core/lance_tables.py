@@ -43,6 +43,17 @@ class ConcurrentPartitionWriteError(RuntimeError):
     """A concurrent commit to the dataset preempted this one (nothing of it was committed)."""
 
 
+def preempted(
+    uri: str, partition_filter: str, attempts: int, error: Exception
+) -> ConcurrentPartitionWriteError:
+    """The error for a partition commit that concurrent commits preempted `attempts` times."""
+    return ConcurrentPartitionWriteError(
+        f"{uri}: a concurrent commit to the dataset (the same rows, another partition's schema "
+        f"change or an index update) preempted the commit of ({partition_filter}) {attempts} "
+        f"time(s); nothing from this run was committed. Re-run the partition. Lance: {error}"
+    )
+
+
 BatchSource = Iterable[pa.RecordBatch] | Callable[[], Iterable[pa.RecordBatch]]
 COMMIT_ATTEMPTS = 4
 
@@ -241,12 +252,7 @@ def replace_partition(
         except CommitConflictError as error:
             if replayable and getattr(error, "retryable", False) and attempt < attempts:
                 continue  # redo against the version that preempted this one
-            raise ConcurrentPartitionWriteError(
-                f"{uri}: a concurrent commit to the dataset (the same rows, another partition's "
-                f"schema change or an index update) preempted the commit of ({partition_filter}) "
-                f"{attempt} time(s); nothing from this run was committed. Re-run the partition. "
-                f"Lance: {error}"
-            ) from error
+            raise preempted(uri, partition_filter, attempt, error) from error
         return _commit_result(uri, committed.version, stream.rows, stats, committed.count_rows())
     raise AssertionError("unreachable: the last attempt returns or raises")
 

@@ -201,14 +201,9 @@ def _group_tiles(r: np.ndarray) -> tuple[np.ndarray, bytes]:
     edges = np.quantile(activity, np.linspace(0, 1, _CLASSES + 1)[1:-1])
     classes = np.searchsorted(edges, activity).astype(np.uint8)
     order = np.argsort(classes, kind="stable")
-    n = th * tw * _TILE * _TILE
-    out = np.empty(r.size, dtype=r.dtype)
-    rows = _core_rows(np.ascontiguousarray(core), th, tw).reshape(th * tw, _TILE)
-    _tile_rows(out[:n]).reshape(th * tw, _TILE)[...] = rows[order]
-    right = r[: th * _TILE, tw * _TILE :].reshape(-1)
-    out[n : n + right.size] = right
-    out[n + right.size :] = r[th * _TILE :].reshape(-1)
-    return out, classes.tobytes()
+    parts = [tiles[order].reshape(-1), r[: th * _TILE, tw * _TILE :].reshape(-1)]
+    parts.append(r[th * _TILE :].reshape(-1))
+    return np.concatenate(parts), classes.tobytes()
 
 
 def _ungroup_tiles(values: np.ndarray, classes: bytes, out: np.ndarray) -> np.ndarray:

@@ -10,8 +10,8 @@ source stream in memory before committing (8 MB slices, MALLOC_ARENA_MAX=2: peak
 3. one `Update` transaction (removed + updated + new fragments), with the Dagster run id in its
    properties, is committed against the version read in step 2.
 A stream that raises leaves the dataset unchanged (the staged files are garbage for lake
-maintenance). A concurrent commit that touched the same fragments makes the commit fail with
-ConcurrentPartitionWriteError (the specimen's lease makes that a should-not-happen).
+maintenance). A concurrent commit that preempts this one (the same fragments; the specimen's
+lease makes that a should-not-happen) fails it with ConcurrentPartitionWriteError.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from lance.commit import CommitConflictError
 from lance.fragment import write_fragments
 
 from imaging_assets.core import lance_tables
-from imaging_assets.core.lance_tables import CommitResult, ConcurrentPartitionWriteError, quote
+from imaging_assets.core.lance_tables import CommitResult, quote
 
 
 def specimen_filter(specimen: str) -> str:
@@ -115,9 +115,6 @@ def replace_specimen(
         committed = lance.LanceDataset.commit(
             uri, transaction, read_version=dataset.version, storage_options=storage_options
         )
-    except CommitConflictError as error:
-        raise ConcurrentPartitionWriteError(
-            f"{uri}: another run changed rows of ({predicate}) while this one was writing; "
-            "nothing from this run was committed. Re-run the specimen."
-        ) from error
+    except CommitConflictError as error:  # not redone: the stream may be a 60 GB specimen
+        raise lance_tables.preempted(uri, predicate, 1, error) from error
     return CommitResult(uri, committed.version, rows["n"], rows["n"], 0, deleted)

@@ -49,8 +49,7 @@ def _cells(column: pa.ChunkedArray | pa.Array) -> list[memoryview | None]:
     if array.type not in (pa.binary(), pa.large_binary()):
         raise TypeError(f"pixel cells must be binary, the column is {array.type}")
     _, offsets, data = array.buffers()
-    width = 8 if array.type == pa.large_binary() else 4
-    ends = np.frombuffer(offsets, dtype=np.int64 if width == 8 else np.int32)
+    ends = np.frombuffer(offsets, dtype=np.int64 if array.type == pa.large_binary() else np.int32)
     ends = ends[array.offset : array.offset + len(array) + 1]
     view = memoryview(data).cast("B") if data is not None else memoryview(b"")  # Arrow's is "b"
     valid = array.is_valid().to_numpy(zero_copy_only=False)
