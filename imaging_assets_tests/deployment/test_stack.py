@@ -5,6 +5,8 @@ backfill of every sample plate are launched over GraphQL; the daemon is restarte
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from imaging_assets_tests.deployment.conftest import IN_PROGRESS, runs_by_partition
@@ -23,9 +25,24 @@ def _run_limits(instance_config: dict) -> tuple[int, dict[str, int]]:
     return runs["max_concurrent_runs"], per_tag
 
 
+def _step_errors(deployment) -> list[str]:
+    """The user-code error of every failed step, from the event log in Postgres."""
+    rows = deployment.postgres.query(
+        "SELECT step_key, event FROM event_logs WHERE dagster_event_type = 'STEP_FAILURE'"
+    )
+    messages = []
+    for step, event in rows:
+        found = re.findall(
+            r'"cls_name": "(\w+)", "context": [^,]*, "message": "([^"]{0,400})', event
+        )
+        messages.append(f"{step}: {found[:3] or event[:400]}")
+    return messages
+
+
 def test_metadata_job_and_backfill_of_every_plate_succeed(deployment):
     assert deployment.backfill_status in ("COMPLETED", "COMPLETED_SUCCESS"), (
         deployment.backfill_status,
+        _step_errors(deployment),
         deployment.stack.logs_tail(),
     )
     rows = deployment.runs()
