@@ -42,6 +42,7 @@ from imaging_assets.assets.lake_writes import RerunGuardConfig, run_alive_in
 from imaging_assets.core import lance_tables
 from imaging_assets.core.errors import MissingObjectError
 from imaging_assets.core.lease import partition_lease
+from imaging_assets.processing import codecs
 from imaging_assets.resources.collections import StackCollectionResource, collection_from_env
 from imaging_assets.resources.storage import LakeResource
 from imaging_assets.settings import home
@@ -66,7 +67,6 @@ SPECIMENS_PARTITIONS_NAME = "specimens"
 specimens_partitions = DynamicPartitionsDefinition(name=SPECIMENS_PARTITIONS_NAME)
 MAX_NEW_SPECIMENS_PER_TICK = int(os.environ.get("IMAGING_ASSETS_SENSOR_MAX_SPECIMENS", "20"))
 EXPORT_IN_METADATA_MAX_KEYS = 20_000
-PROJECTIONS_FORMAT = "2.1"  # format 2.2 stores a batch's single value uncompressed (measured)
 PROJECTIONS_SCHEMA = pa.schema(
     [
         pa.field("specimen", pa.string()),
@@ -78,19 +78,15 @@ PROJECTIONS_SCHEMA = pa.schema(
         pa.field("proj_height", pa.int32()),
         pa.field("proj_width", pa.int32()),
         pa.field("dtype", pa.string()),
-        pa.field(
-            "pixels",
-            pa.large_binary(),
-            metadata={
-                "lance-encoding:compression": "zstd",
-                "lance-encoding:compression-level": "1",
-            },
-        ),
+        # zstd in the cell (codecs.ZSTD): Lance format 2.2 stores a page holding one value
+        # uncompressed (measured), and projections are one row per commit
+        pa.field("pixels", pa.large_binary()),
         pa.field("png", pa.large_binary()),
         pa.field("slices_dataset_version", pa.int64()),
         pa.field("package_version", pa.string()),
         pa.field("dagster_run_id", pa.string()),
         pa.field("written_at", pa.timestamp("us", tz="UTC")),
+        lance_tables.addable(pa.field("pixels_codec", pa.string())),
     ]
 )
 
@@ -361,6 +357,7 @@ def zstack_projections(
         projection.add(stack.slice(position))
     array = projection.array
     png = proj.to_png(array)
+    pixels = codecs.encode(array.astype(array.dtype.newbyteorder("<"), copy=False), codecs.ZSTD)
     row = {
         "specimen": specimen,
         "kind": config.kind,
@@ -371,7 +368,8 @@ def zstack_projections(
         "proj_height": array.shape[0],
         "proj_width": array.shape[1],
         "dtype": str(array.dtype),
-        "pixels": array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes(),
+        "pixels": pixels.data,
+        "pixels_codec": pixels.codec,
         "png": png,
         "slices_dataset_version": stack.dataset.version,
         "package_version": PACKAGE_VERSION,
@@ -395,7 +393,6 @@ def zstack_projections(
             storage_options=options,
             properties={"dagster_run_id": run_id, "partition": specimen},
             before_commit=lambda _preview: lease.assert_held(),
-            data_storage_version=PROJECTIONS_FORMAT,
         )
     encoded = base64.b64encode(png).decode()
     return MaterializeResult(

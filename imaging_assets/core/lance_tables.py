@@ -151,25 +151,42 @@ def _add_addable_columns(
     return lance.dataset(uri, storage_options=storage_options)
 
 
+def create_once(uri: str, schema: pa.Schema, storage_options: dict | None = None) -> bool:
+    """Create the dataset empty with `schema` unless it exists; True when this call created it.
+
+    Never `write_dataset(mode="create")` here: when several writers create a missing dataset at
+    once, Lance retries the losers' creations as Overwrite commits, so they land as later
+    versions (measured on SeaweedFS: 3 of 12 plate commits failed at 4 writers as "incompatible
+    with concurrent transaction Overwrite", and one Overwrite after a plate's commit erased it).
+    A creation committed with no retries is version 1 or nothing.
+    """
+    if open_dataset(uri, storage_options) is not None:
+        return False
+    try:
+        lance.LanceDataset.commit(
+            uri,
+            lance.LanceOperation.Overwrite(schema, []),
+            max_retries=0,
+            storage_options=storage_options,
+        )
+        return True
+    except Exception as error:  # another creator won version 1: fine, if the dataset is there
+        if open_dataset(uri, storage_options) is None:
+            raise error
+        return False
+
+
 def ensure_dataset(
     uri: str, schema: pa.Schema, storage_options: dict | None = None, *, evolve: bool = False
 ) -> lance.LanceDataset:
-    """Open the dataset, or create it empty with `schema` (a concurrent creator may win: fine).
+    """Open the dataset, or create it empty with `schema` (exactly once among concurrent writers).
 
     With `evolve`, columns this writer has that the dataset lacks are added as nulls and columns the
     dataset has that this writer lacks are written as nulls (profiles differ across sources);
     otherwise any difference is a SchemaMismatchError.
     """
-    dataset = open_dataset(uri, storage_options)
-    if dataset is None:
-        try:
-            dataset = lance.write_dataset(
-                schema.empty_table(), uri, mode="create", storage_options=storage_options
-            )
-        except (OSError, ValueError) as error:
-            dataset = open_dataset(uri, storage_options)
-            if dataset is None:
-                raise error
+    create_once(uri, schema, storage_options)
+    dataset = lance.dataset(uri, storage_options=storage_options)
     if evolve:
         _evolve(uri, dataset, schema)
         return lance.dataset(uri, storage_options=storage_options)

@@ -16,7 +16,6 @@ lease makes that a should-not-happen) fails it with ConcurrentPartitionWriteErro
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable
 
 import lance
@@ -42,25 +41,13 @@ def replace_specimen(
     properties: dict[str, str] | None = None,
     max_rows_per_file: int = 64,
     allow_external_blobs: bool = False,
-    data_storage_version: str | None = None,
     before_commit: Callable[[CommitResult], None] | None = None,
 ) -> CommitResult:
     """Make the specimen's rows of `uri` exactly `batches`, in one commit.
 
     `allow_external_blobs`: blob values may be references (Blob.from_uri) to objects outside the
-    dataset, stored as absolute URIs. `data_storage_version` applies when the dataset is created:
-    "2.1" for tables of one large zstd value per commit (format 2.2, the default, never
-    compresses a page holding a single value, measured; blob v2 columns need 2.2).
+    dataset, stored as absolute URIs.
     """
-    if data_storage_version and lance_tables.open_dataset(uri, storage_options) is None:
-        with contextlib.suppress(OSError, ValueError):  # a concurrent creator may win: fine
-            lance.write_dataset(
-                schema.empty_table(),
-                uri,
-                mode="create",
-                storage_options=storage_options,
-                data_storage_version=data_storage_version,
-            )
     dataset = lance_tables.ensure_dataset(uri, schema, storage_options)
     predicate = specimen_filter(specimen)
     rows: dict = {"n": 0, "error": None}

@@ -6,15 +6,12 @@ import shutil
 
 import lance
 import numpy as np
-import pyarrow as pa
 import pytest
 import tifffile
 from dagster import SensorResult, SkipReason, build_sensor_context, instance_for_test, materialize
 
 from imaging_assets.assets import stacks as stacks_assets
 from imaging_assets.assets.stacks import (
-    PROJECTIONS_FORMAT,
-    PROJECTIONS_SCHEMA,
     SPECIMENS_PARTITIONS_NAME,
     STACKS_ASSETS,
     new_specimens_sensor,
@@ -23,11 +20,11 @@ from imaging_assets.assets.stacks import (
     zstack_projections,
     zstack_slices,
 )
+from imaging_assets.processing import codecs
 from imaging_assets.read import open_lake
 from imaging_assets.resources.collections import StackCollectionResource
 from imaging_assets.resources.storage import LakeResource
 from imaging_assets.sample.stacks import generate_stacks
-from imaging_assets.stacks.commit import replace_specimen
 
 PER_SPECIMEN = [zstack_slices, zstack_projections, skeletons]
 
@@ -132,7 +129,6 @@ def test_specimen_assets_write_the_lake(setup):
 
     # the traced projection is a few hundred pixels at most and lands in its own table
     projections_ds = lance.dataset(str(lake / "zstack_projections.lance"))
-    assert projections_ds.data_storage_version == PROJECTIONS_FORMAT  # where zstd applies
     projections = projections_ds.to_table()
     assert projections.num_rows == 1 and projections["proj_width"][0].as_py() <= 256
 
@@ -202,18 +198,19 @@ def test_rerun_dropping_slices_is_refused_by_default(setup):
     assert lance.dataset(str(lake / "zstack_slices.lance")).count_rows() == 6
 
 
-def test_zstd_projection_column_is_compressed_on_disk(tmp_path):
+def test_projection_pixels_are_compressed_on_disk(setup):
     """pylance 14's format 2.2 stores a page with a single value uncompressed whatever its size
-    (measured: 64 KB to 4 MB, ratio 1.0; 2 values: 1.8); projections, one row per commit, are
-    written at format 2.1, where zstd applies."""
-    uri = str(tmp_path / "p.lance")
-    pixels = np.zeros((512, 512), np.uint16)
-    pixels[::7] = 1000
-    row = {f.name: None for f in PROJECTIONS_SCHEMA} | {"specimen": "s", "pixels": pixels.tobytes()}
-    batch = pa.RecordBatch.from_pylist([row], schema=PROJECTIONS_SCHEMA)
-    replace_specimen(uri, [batch], PROJECTIONS_SCHEMA, "s", data_storage_version=PROJECTIONS_FORMAT)
-    on_disk = sum(p.stat().st_size for p in (tmp_path / "p.lance").rglob("*") if p.is_file())
-    assert on_disk < pixels.nbytes / 10
+    (measured: 64 KB to 4 MB, ratio 1.0); projections, one row per commit, carry zstd in the cell
+    (`pixels_codec`), kept only when smaller than the raw projection."""
+    _, resources, instance, lake = setup
+    materialize([specimen_manifest], instance=instance, resources=resources)
+    result = _specimen(instance, resources, "neuron_001")
+    assert result.success
+    row = lance.dataset(str(lake / "zstack_projections.lance")).to_table().to_pylist()[0]
+    assert row["pixels_codec"] == codecs.ZSTD
+    shape = (row["proj_height"], row["proj_width"])
+    array = codecs.decode(row["pixels"], shape, row["dtype"], row["pixels_codec"])
+    assert len(row["pixels"]) < 0.9 * array.nbytes and array.max() > 0
 
 
 def test_sensor_registers_new_specimens_bounded_per_tick(setup, monkeypatch):

@@ -1,0 +1,93 @@
+"""Many plates committing to one Lance dataset at once, from separate processes, on S3.
+
+The deployment's backfill failed plates with "Update transaction is incompatible with concurrent
+transaction Overwrite" when several plates created a missing dataset at once: on S3 Lance retried
+the losing creations as Overwrite commits that landed after other plates' commits (and could erase
+them). Every round here starts from a dataset that does not exist yet, releases all writers at the
+same instant and has each also bring the key index up to date, as site_images does.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+
+import lance
+import pyarrow as pa
+import pytest
+
+from imaging_assets.core import lance_tables
+
+pytestmark = [pytest.mark.s3, pytest.mark.slow]
+
+SCHEMA = pa.schema(
+    [
+        ("site_key", pa.string()),
+        ("source", pa.string()),
+        ("plate", pa.string()),
+        ("pixels", pa.large_binary()),
+    ]
+)
+ROWS_PER_PLATE = 20
+
+
+def _plate_batches(plate: str):
+    keys = [f"s__{plate}__{i}" for i in range(ROWS_PER_PLATE)]
+    yield pa.RecordBatch.from_pydict(
+        {
+            "site_key": keys,
+            "source": ["s"] * len(keys),
+            "plate": [plate] * len(keys),
+            "pixels": [plate.encode() * 100] * len(keys),
+        },
+        schema=SCHEMA,
+    )
+
+
+def write_one_plate(args: tuple) -> str | None:
+    """In a worker process: wait for the common start, write the plate, index; the error or None."""
+    uri, options, plate, start_at = args
+    while time.time() < start_at:
+        time.sleep(0.001)
+    try:
+        lance_tables.replace_partition(
+            uri,
+            lambda: _plate_batches(plate),
+            SCHEMA,
+            key="site_key",
+            partition_filter=lance_tables.partition_filter_for("s", plate),
+            storage_options=options,
+        )
+        lance_tables.ensure_key_index(uri, "site_key", options, max_unindexed_rows=0)
+    except Exception as error:
+        return f"{plate}: {type(error).__name__}: {error}"
+    return None
+
+
+def test_plates_released_at_once_into_a_new_dataset_all_land(s3_server, s3_bucket):
+    writers, rounds = 8, 6
+    options = s3_server.storage_options()
+    failures: list[str] = []
+    with multiprocessing.get_context("spawn").Pool(writers) as pool:
+        pool.map(time.sleep, [0] * writers)  # workers started and imported before the first round
+        for round_ in range(rounds):
+            uri = f"s3://{s3_bucket}/round{round_}.lance"
+            start_at = time.time() + 1.0
+            plates = [f"P{i}" for i in range(writers)]
+            errors = [
+                e
+                for e in pool.map(write_one_plate, [(uri, options, p, start_at) for p in plates])
+                if e
+            ]
+            failures += errors
+            table = lance.dataset(uri, storage_options=options).to_table(
+                columns=["site_key", "plate"]
+            )
+            keys = table["site_key"].to_pylist()
+            assert len(keys) == len(set(keys)), f"round {round_}: duplicated rows"
+            landed = set(table["plate"].to_pylist())
+            failed = {e.split(":", 1)[0] for e in errors}
+            assert landed | failed == set(plates), f"round {round_}: committed plates were erased"
+    assert not failures, (
+        f"{len(failures)} of {writers * rounds} plate commits failed:\n" + "\n".join(failures[:4])
+    )
