@@ -7,7 +7,7 @@ deployment adds per plate: backfill submission, the run queue and the per-run st
 
 from dagster import AssetExecutionContext, BackfillPolicy, Definitions, MaterializeResult, asset
 
-from imaging_assets.partitions import plates_partitions
+from imaging_assets.defs.jump.partitions import plates_partitions
 
 
 @asset(partitions_def=plates_partitions, group_name="bench")

@@ -33,11 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from imaging_assets.core.lance_tables import partition_filter_for, replace_partition  # noqa: E402
 from imaging_assets.core.objects import FetchedObject  # noqa: E402
+from imaging_assets.demo.gallery.cells import draw_channel, make_layout  # noqa: E402
 from imaging_assets.jump.images import process_sites, site_tasks_from_table  # noqa: E402
 from imaging_assets.jump.schemas import site_images_schema  # noqa: E402
 from imaging_assets.processing import decode_tiff, get_recipe  # noqa: E402
 from imaging_assets.read import open_lake  # noqa: E402
-from imaging_assets.sample.cells import draw_channel, make_layout  # noqa: E402
 
 CHANNELS = ["DNA", "AGP", "ER", "Mito", "RNA"]
 REAL = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real"

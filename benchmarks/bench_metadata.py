@@ -18,8 +18,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from imaging_assets.demo.gallery import generate_metadata_at_scale  # noqa: E402
 from imaging_assets.jump.metadata import FILE_NAMES, read_metadata_table, well_metadata  # noqa: E402
-from imaging_assets.sample import generate_metadata_at_scale  # noqa: E402
 
 TABLES = ["well", "plate", "compound", "perturbation_control", "orf", "crispr"]
 

@@ -33,7 +33,7 @@ import tifffile
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from imaging_assets.core.stores import open_store  # noqa: E402
-from imaging_assets.sample.stacks import SampleSpecimen, StackPreset, generate_stacks  # noqa: E402
+from imaging_assets.demo.gallery.stacks import SampleSpecimen, StackPreset, generate_stacks  # noqa: E402
 from imaging_assets.stacks.commit import replace_specimen  # noqa: E402
 from imaging_assets.stacks.layout import SLICE, LayoutRules  # noqa: E402
 from imaging_assets.stacks.manifest import scan  # noqa: E402

@@ -2,18 +2,18 @@
 
 from dagster import Definitions
 
-from imaging_assets.assets import ALL_ASSETS
-from imaging_assets.assets.frames import FRAMES_ASSETS, FRAMES_JOBS, FRAMES_SENSORS
-from imaging_assets.assets.stacks import (
+from imaging_assets.defs.common.resources import default_resources
+from imaging_assets.defs.frames.assets import FRAMES_ASSETS, FRAMES_JOBS, FRAMES_SENSORS
+from imaging_assets.defs.jump.assets import ALL_ASSETS
+from imaging_assets.defs.jump.jobs import images_job, metadata_job, plate_job
+from imaging_assets.defs.jump.schedules import plate_backfill_schedule
+from imaging_assets.defs.jump.sensors import new_plates_sensor
+from imaging_assets.defs.stacks.assets import (
     STACKS_ASSETS,
     STACKS_JOBS,
     STACKS_RESOURCES,
     STACKS_SENSORS,
 )
-from imaging_assets.jobs import images_job, metadata_job, plate_job
-from imaging_assets.resources import default_resources
-from imaging_assets.schedules import plate_backfill_schedule
-from imaging_assets.sensors import new_plates_sensor
 
 defs = Definitions(
     assets=ALL_ASSETS + STACKS_ASSETS + FRAMES_ASSETS,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dagster import DagsterInstance, materialize
 
-from imaging_assets.assets import ALL_ASSETS, PLATE_ASSETS, UNPARTITIONED_ASSETS
-from imaging_assets.partitions import PLATES_PARTITIONS_NAME
-from imaging_assets.resources import (
+from imaging_assets.defs.common.resources import (
     LakeResource,
     MetadataResource,
     ParquetLakeIOManager,
     SourceResource,
 )
+from imaging_assets.defs.jump.assets import ALL_ASSETS, PLATE_ASSETS, UNPARTITIONED_ASSETS
+from imaging_assets.defs.jump.partitions import PLATES_PARTITIONS_NAME
 
 
 def pipeline_resources(

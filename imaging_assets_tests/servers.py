@@ -26,8 +26,8 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
-from imaging_assets.cli import dagster_dev_command, quiet_dev_environment
-from imaging_assets.location import write_workspace
+from imaging_assets.cli.main import dagster_dev_command, quiet_dev_environment
+from imaging_assets.demo.location import write_workspace
 
 ACCESS_KEY = "imaging-assets-test"
 SECRET_KEY = "imaging-assets-test-secret"

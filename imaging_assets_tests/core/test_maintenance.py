@@ -9,7 +9,7 @@ import lance
 import pyarrow as pa
 import pytest
 
-from imaging_assets.cli import main
+from imaging_assets.cli.main import main
 from imaging_assets.core.lance_tables import ensure_dataset, partition_filter_for, replace_partition
 from imaging_assets.core.lease import Lease, PartitionBusyError
 from imaging_assets.core.maintenance import clean_dataset

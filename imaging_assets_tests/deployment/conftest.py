@@ -149,7 +149,7 @@ def deployment(tmp_path_factory, postgres, s3_server):
     end."""
     from imaging_assets.core.s3 import S3Settings
     from imaging_assets.core.stores import S3Store
-    from imaging_assets.sample import generate_gallery
+    from imaging_assets.demo.gallery import generate_gallery
 
     seconds: dict[str, float] = {}
     started = time.monotonic()

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from imaging_assets.core.stores import LocalStore
+from imaging_assets.demo.gallery.frames import FrameSamples, generate_frame_samples
 from imaging_assets.frames.lake import LakeTarget, ingest_dataset, register_manifest
-from imaging_assets.sample.frames import FrameSamples, generate_frame_samples
 
 NDTIFF = Path("micromanager_ndtiff") / "12_bit_pycromanager_mda"
 

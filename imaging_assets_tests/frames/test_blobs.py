@@ -4,12 +4,12 @@ import lance
 import numpy as np
 
 from imaging_assets.core.stores import LocalStore
+from imaging_assets.demo.gallery.frames import write_ome
 from imaging_assets.frames import reading, verify
 from imaging_assets.frames.ingest import IngestSummary, frame_batches
 from imaging_assets.frames.lake import append_partition, ingest_dataset, register_manifest
 from imaging_assets.frames.schema import frames_schema
 from imaging_assets.frames.splitters import open_frames
-from imaging_assets.sample.frames import write_ome
 from imaging_assets_tests.frames.conftest import local_lake
 
 DATASET = "BIG-2024-02-02-02-02-02-0002"

@@ -8,9 +8,9 @@ import pytest
 
 from imaging_assets.core.errors import InputError
 from imaging_assets.core.stores import LocalStore
+from imaging_assets.demo.gallery.frames import write_ome
 from imaging_assets.frames import queries, reading, verify
 from imaging_assets.frames.lake import ingest_dataset, register_manifest
-from imaging_assets.sample.frames import write_ome
 from imaging_assets_tests.frames.conftest import NDTIFF, local_lake
 
 OME = "DEMO-2024-05-01-10-00-00-0001"

@@ -7,8 +7,8 @@ import pytest
 import tifffile
 
 from imaging_assets.core.errors import InputError
+from imaging_assets.demo.gallery.frames import write_ome
 from imaging_assets.frames.splitters import detect_format, open_frames
-from imaging_assets.sample.frames import write_ome
 from imaging_assets_tests.frames.conftest import NDTIFF
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from imaging_assets.core.errors import InputError
 from imaging_assets.core.stores import open_store
-from imaging_assets.sample.stacks import generate_stacks, slice_name
+from imaging_assets.demo.gallery.stacks import generate_stacks, slice_name
 from imaging_assets.stacks.layout import LayoutRules
 from imaging_assets.stacks.manifest import scan
 

@@ -11,7 +11,7 @@ import pytest
 import tifffile
 
 from imaging_assets.core.stores import open_store
-from imaging_assets.sample.stacks import generate_stacks
+from imaging_assets.demo.gallery.stacks import generate_stacks
 from imaging_assets.stacks.commit import replace_specimen
 from imaging_assets.stacks.layout import SLICE, LayoutRules
 from imaging_assets.stacks.manifest import scan

@@ -1,0 +1,220 @@
+"""imaging-assets: the sample gallery, the demo, `dagster dev` on it, and the lake's tables."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from imaging_assets.core.progress import ProgressBar
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from imaging_assets.demo.gallery import generate_gallery
+
+    manifest = generate_gallery(
+        Path(args.root),
+        preset=args.preset,
+        seed=args.seed,
+        workers=args.workers,
+        progress=ProgressBar("images"),
+    )
+    print(manifest.summary())
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from imaging_assets.demo.runner import run_demo
+
+    report = run_demo(
+        Path(args.workdir),
+        preset=args.preset,
+        seed=args.seed,
+        plates=args.plates or (),
+        progress=ProgressBar("images"),
+    )
+    print(report.render())
+    return 1 if report.failed else 0
+
+
+def dagster_dev_command(port: int, workspace: Path) -> list[str]:
+    """`dagster dev` for this code location (named by `workspace`), web UI on loopback only."""
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    return [dagster, "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)]
+
+
+def quiet_dev_environment() -> dict[str, str]:
+    """The environment for `dagster dev` without its one expected warning: the CLI marks
+    `dagster dev` as superseded by the `dg` tool, which this project does not use. (Started from
+    the Dagster home, it also does not warn about the repository's own dagster.yaml.)"""
+    quiet = "ignore:Function `dev_command` is superseded:FutureWarning"
+    current = os.environ.get("PYTHONWARNINGS")
+    return {**os.environ, "PYTHONWARNINGS": f"{current},{quiet}" if current else quiet}
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from imaging_assets.demo.runner import DemoPaths, prepare_environment
+
+    paths = DemoPaths(Path(args.workdir).resolve())
+    prepare_environment(paths)
+    command = dagster_dev_command(args.port, paths.dagster_home / "workspace.yaml")
+    print(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} {' '.join(command)}", file=sys.stderr)
+    return subprocess.call(command, cwd=paths.dagster_home, env=quiet_dev_environment())
+
+
+def _lake_resource(args: argparse.Namespace):
+    from imaging_assets.core.settings import default_lake_root
+    from imaging_assets.defs.common.stores import LakeResource, lake_from_env
+
+    lake = lake_from_env(default_lake_root())
+    if args.lake is None:
+        return lake
+    return LakeResource(
+        root=args.lake, endpoint_url=lake.endpoint_url, region=lake.region, anonymous=lake.anonymous
+    )
+
+
+def _lake_tables(args: argparse.Namespace) -> int:
+    from imaging_assets.core.maintenance import summarize
+
+    lake = _lake_resource(args)
+    summaries = summarize(lake.store(), lake.dataset_uri, lake.storage_options())
+    print(f"{'table':<18} {'rows':>12} {'version':>8} {'fragments':>10} {'size':>12}  uri")
+    for t in summaries:
+        size = "-" if t.bytes_on_disk is None else f"{t.bytes_on_disk / 1e6:,.1f} MB"
+        print(f"{t.name:<18} {t.rows:>12,} {t.version:>8} {t.fragments:>10} {size:>12}  {t.uri}")
+    if not summaries:
+        print(f"(no Lance tables under {lake.root})")
+    return 0
+
+
+def _lake_cleanup(args: argparse.Namespace) -> int:
+    import uuid
+    from datetime import timedelta
+
+    from imaging_assets.core.maintenance import clean_dataset, lance_datasets
+
+    lake = _lake_resource(args)
+    store = lake.store()
+    names = args.tables or lance_datasets(store)
+    holder = f"maintenance-{uuid.uuid4().hex[:12]}"
+    for name in names:
+        report = clean_dataset(
+            store,
+            name,
+            lake.dataset_uri(name),
+            lake.storage_options(),
+            older_than=timedelta(days=args.older_than_days),
+            holder_id=holder,
+            delete_unverified=not args.keep_unverified,
+        )
+        print(
+            f"{name}: removed {report.versions_removed} old versions, "
+            f"{report.bytes_removed / 1e6:,.1f} MB; current version {report.version}"
+        )
+    return 0
+
+
+def _lake_plate(args: argparse.Namespace) -> int:
+    from imaging_assets.jump.keys import parse_plate_partition_key
+    from imaging_assets.jump.status import plate_status
+
+    lake = _lake_resource(args)
+    source, plate = parse_plate_partition_key(args.partition)
+    print(plate_status(lake.dataset_uri, lake.storage_options(), source, plate).render())
+    return 0
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default next to its help."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from imaging_assets import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="imaging-assets", description=__doc__, formatter_class=_HelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=help, description=help, formatter_class=_HelpFormatter
+        )
+
+    sample = command("sample", "write the sample Cell Painting gallery (synthetic images)")
+    sample.add_argument("--root", required=True, help="folder to write the gallery into")
+    sample.add_argument("--preset", default="default", help="default (2 GB) or tiny (4 MB)")
+    sample.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
+    sample.add_argument("--workers", type=int, default=None, help="processes (None: all cores)")
+    sample.set_defaults(run=_sample)
+
+    demo = command("demo", "generate the gallery and materialize every asset for every plate")
+    demo.add_argument("--workdir", default=".demo", help="holds gallery/, lake/, dagster_home/")
+    demo.add_argument("--preset", default="default", help="default (2 GB) or tiny (4 MB)")
+    demo.add_argument("--seed", type=int, default=0, help="sample gallery seed")
+    demo.add_argument("--plates", nargs="*", help="only these partition keys (<source>__<plate>)")
+    demo.set_defaults(run=_demo)
+
+    dev = command("dev", "dagster dev (web UI on 127.0.0.1) on the demo work directory")
+    dev.add_argument("--workdir", default=".demo", help="the demo's work directory")
+    dev.add_argument("--port", type=int, default=3000, help="web UI port")
+    dev.set_defaults(run=_dev)
+
+    lake = command("lake", "inspect and maintain the lake's Lance tables")
+    lake_commands = lake.add_subparsers(dest="lake_command", required=True, metavar="ACTION")
+
+    def action(name: str, help: str) -> argparse.ArgumentParser:
+        return lake_commands.add_parser(
+            name, help=help, description=help, formatter_class=_HelpFormatter
+        )
+
+    tables = action("tables", "every Lance table: rows, version, fragments, size")
+    plate = action("plate", "one plate: rows per table, failures by kind, the last run")
+    plate.add_argument("partition", help="the plate's partition key, <source>__<plate>")
+    cleanup = action(
+        "cleanup",
+        "remove old versions and the files that killed or refused writes left behind "
+        "(refuses while a plate is being written)",
+    )
+    cleanup.add_argument("tables", nargs="*", help="table names (none: every table)")
+    cleanup.add_argument(
+        "--older-than-days",
+        type=float,
+        default=7.0,
+        help="keep versions younger than this many days, for time travel",
+    )
+    cleanup.add_argument(
+        "--keep-unverified",
+        action="store_true",
+        help="leave unreferenced staged files younger than 7 days (Lance's own rule)",
+    )
+    for sub, run in ((tables, _lake_tables), (plate, _lake_plate), (cleanup, _lake_cleanup)):
+        sub.add_argument(
+            "--lake", default=None, help="lake root (None: $IMAGING_ASSETS_LAKE, else the demo's)"
+        )
+        sub.set_defaults(run=run)
+    from imaging_assets.cli.datasets import register as register_datasets
+
+    register_datasets(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return args.run(args)
+    except (ValueError, OSError, RuntimeError) as error:  # bad input, busy or unreachable store
+        print(f"imaging-assets {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""plate_backfill_schedule on a real temporary instance: missing and stale plates, bounded."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from dagster import AssetMaterialization, build_schedule_context, instance_for_test
+
+from imaging_assets.defs.jump.images import SITE_IMAGES, recipes_code_version
+from imaging_assets.defs.jump.partitions import PLATES_PARTITIONS_NAME
+from imaging_assets.defs.jump.schedules import plate_backfill_schedule
+
+
+def test_schedule_requests_missing_then_stale_plates():
+    keys = ["source_1__A", "source_1__B", "source_2__C"]
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(PLATES_PARTITIONS_NAME, keys)
+        current = recipes_code_version()
+        for key, version in [("source_1__A", current), ("source_1__B", "an-old-recipe")]:
+            instance.report_runless_asset_event(
+                AssetMaterialization(
+                    SITE_IMAGES, partition=key, tags={"dagster/code_version": version}
+                )
+            )
+        tick = datetime(2026, 11, 24, 12, tzinfo=UTC)
+        context = build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        requests = plate_backfill_schedule(context)
+        assert [r.partition_key for r in requests] == ["source_2__C", "source_1__B"]
+        assert requests[0].tags["imaging_assets/source"] == "source_2"
+
+
+def test_a_plate_with_a_run_in_flight_is_not_requested_again():
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(PLATES_PARTITIONS_NAME, ["source_1__A", "source_1__B"])
+        from imaging_assets.definitions import defs
+
+        job = defs.resolve_job_def("plate_job")
+        instance.create_run_for_job(job, tags={"dagster/partition": "source_1__A"})  # NOT_STARTED
+        tick = datetime(2026, 11, 24, 13, tzinfo=UTC)
+        requests = plate_backfill_schedule(
+            build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        )
+        assert [r.partition_key for r in requests] == ["source_1__B"]
