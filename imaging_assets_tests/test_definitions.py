@@ -1,7 +1,9 @@
-"""The code location loads the way users load it: `dagster definitions validate` and `dagster dev`."""
+"""The code location loads the way users load it: `dagster definitions validate`, Dagster's own
+project checker `dg check defs` / `dg list defs`, and `dagster dev`."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -33,6 +35,34 @@ def test_definitions_validate(tmp_path):
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dg_checks_and_lists_every_wing(tmp_path):
+    """`dg` finds the project through pyproject's [tool.dg] and loads definitions.py, which merges
+    the three wings; every wing's jobs are there."""
+    dg = str(Path(sys.executable).with_name("dg"))
+    env = {k: v for k, v in _env(tmp_path).items() if k != "DAGSTER_HOME"}
+    checked = subprocess.run(
+        [dg, "check", "defs"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "All definitions loaded successfully" in checked.stdout + checked.stderr
+    listed = subprocess.run(
+        [dg, "list", "defs", "--json"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert listed.returncode == 0, listed.stderr
+    jobs = {job["name"] for job in json.loads(listed.stdout)["jobs"]}
+    assert {"plate_job", "metadata_job", "stacks_job", "frames_job", "imaging_datasets_job"} <= jobs
 
 
 @pytest.mark.slow

@@ -181,8 +181,8 @@ def _run_other_domains(defs, instance, echo: Callable[[str], None]) -> dict[str,
     """Specimen z-stacks and frame datasets: register their partitions, then run each one."""
     from dagster import materialize
 
-    from imaging_assets.defs.frames.assets import DATASETS_PARTITIONS_NAME
-    from imaging_assets.defs.stacks.assets import SPECIMENS_PARTITIONS_NAME
+    from imaging_assets.defs.frames.partitions import DATASETS_PARTITIONS_NAME
+    from imaging_assets.defs.stacks.partitions import SPECIMENS_PARTITIONS_NAME
 
     def run(job_name: str, key: str | None = None) -> bool:
         echo(f"{job_name} {key}" if key else job_name)

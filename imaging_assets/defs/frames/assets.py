@@ -4,8 +4,6 @@ asset check re-hashing a sample of frames after each ingest, a sensor for new ma
 the jobs. The work is in imaging_assets.frames (no Dagster there).
 """
 
-import hashlib
-import json
 import os
 from typing import Any
 
@@ -14,20 +12,11 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetSelection,
     Config,
-    DefaultSensorStatus,
-    DynamicPartitionsDefinition,
     Failure,
     MaterializeResult,
     MetadataValue,
-    RunRequest,
-    SensorEvaluationContext,
-    SensorResult,
-    SkipReason,
     asset,
-    define_asset_job,
-    sensor,
 )
 from pydantic import Field
 
@@ -36,18 +25,16 @@ from imaging_assets.core.lance_tables import RemovalRefusedError
 from imaging_assets.defs.common.catalog import OWNERS, tags
 from imaging_assets.defs.common.lake_writes import RerunGuardConfig, run_alive_in
 from imaging_assets.defs.common.stores import LakeResource, SourceResource
+from imaging_assets.defs.frames.partitions import DATASETS_PARTITIONS_NAME, datasets_partitions
 from imaging_assets.frames import verify
 from imaging_assets.frames.lake import (
     LakeTarget,
     ingest_dataset,
     register_manifest,
 )
-from imaging_assets.frames.manifest import manifest_sha256
 from imaging_assets.frames.schema import DATASETS, FRAMES
 
 GROUP = "frames"
-DATASETS_PARTITIONS_NAME = "datasets"
-datasets_partitions = DynamicPartitionsDefinition(name=DATASETS_PARTITIONS_NAME)
 DEFAULT_MANIFEST = os.environ.get("IMAGING_ASSETS_FRAMES_MANIFEST", "frames/manifest.csv")
 CHECK_SAMPLE_FRAMES = 8
 
@@ -199,71 +186,4 @@ def frames(
     return MaterializeResult(metadata=metadata, check_results=checks)
 
 
-imaging_datasets_job = define_asset_job(
-    name="imaging_datasets_job",
-    selection=AssetSelection.assets(imaging_datasets),
-    description="Validate the ingest manifest and register its datasets (partitions `datasets`).",
-)
-
-frames_job = define_asset_job(
-    name="frames_job",
-    selection=AssetSelection.assets(frames),
-    partitions_def=datasets_partitions,
-    description="Ingest one dataset: its frames into frames.lance, or its file as is.",
-    tags={"imaging_assets/kind": "dataset"},
-)
-
-
-def _cursor(text: str | None) -> dict:
-    try:
-        data = json.loads(text or "{}")
-    except json.JSONDecodeError:
-        data = {}
-    return {"manifest": data.get("manifest"), "requested": list(data.get("requested", []))}
-
-
-@sensor(
-    jobs=[imaging_datasets_job, frames_job],
-    minimum_interval_seconds=120,
-    default_status=DefaultSensorStatus.STOPPED,
-    description=(
-        "Watches the ingest manifest: when its content changes, runs imaging_datasets; for each "
-        "registered dataset partition not yet requested, runs frames_job."
-    ),
-)
-def frames_manifest_sensor(context: SensorEvaluationContext, source: SourceResource):
-    cursor = _cursor(context.cursor)
-    requests = []
-    try:
-        data = source.store().read(DEFAULT_MANIFEST).data
-    except MissingObjectError:
-        data = None
-    if data is not None:
-        digest = manifest_sha256(data)
-        if digest != cursor["manifest"]:
-            requests.append(
-                RunRequest(job_name=imaging_datasets_job.name, run_key=f"manifest-{digest[:20]}")
-            )
-            cursor["manifest"] = digest
-    requested = set(cursor["requested"])
-    partitions = context.instance.get_dynamic_partitions(DATASETS_PARTITIONS_NAME)
-    for dataset_id in partitions:
-        if dataset_id not in requested:
-            requests.append(
-                RunRequest(
-                    job_name=frames_job.name,
-                    partition_key=dataset_id,
-                    run_key=f"frames-{hashlib.sha1(dataset_id.encode()).hexdigest()[:16]}",
-                )
-            )
-            requested.add(dataset_id)
-    cursor["requested"] = sorted(requested)
-    if not requests:
-        context.update_cursor(json.dumps(cursor))
-        return SkipReason("manifest unchanged and every registered dataset requested")
-    return SensorResult(run_requests=requests, cursor=json.dumps(cursor))
-
-
 FRAMES_ASSETS = [imaging_datasets, frames]
-FRAMES_SENSORS = [frames_manifest_sensor]
-FRAMES_JOBS = [imaging_datasets_job, frames_job]

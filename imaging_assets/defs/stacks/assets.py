@@ -13,38 +13,27 @@ import datetime as dt
 import hashlib
 import io
 import json
-import os
 import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import (
-    AddDynamicPartitionsRequest,
     AssetExecutionContext,
-    AssetSelection,
     Config,
-    DefaultSensorStatus,
-    DynamicPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
-    RunRequest,
-    SensorEvaluationContext,
-    SensorResult,
-    SkipReason,
     asset,
-    define_asset_job,
-    sensor,
 )
 from pydantic import Field
 
 from imaging_assets.core import lance_tables
 from imaging_assets.core.errors import MissingObjectError
 from imaging_assets.core.lease import partition_lease
-from imaging_assets.core.settings import home
 from imaging_assets.defs.common.catalog import OWNERS, tags
 from imaging_assets.defs.common.lake_writes import RerunGuardConfig, run_alive_in
 from imaging_assets.defs.common.stores import LakeResource
-from imaging_assets.defs.stacks.resources import StackCollectionResource, collection_from_env
+from imaging_assets.defs.stacks.partitions import SPECIMENS_PARTITIONS_NAME, specimens_partitions
+from imaging_assets.defs.stacks.resources import StackCollectionResource
 from imaging_assets.processing import codecs
 from imaging_assets.stacks import projection as proj
 from imaging_assets.stacks import reading
@@ -57,15 +46,11 @@ from imaging_assets.stacks.manifest import (
     list_specimen,
     locate_specimen,
     scan,
-    specimen_folders,
 )
 from imaging_assets.stacks.slices import PACKAGE_VERSION, SLICES_SCHEMA, SliceStream
 from imaging_assets.stacks.swc import parse_swc, skeleton_schema, with_provenance
 
 GROUP = "stacks"
-SPECIMENS_PARTITIONS_NAME = "specimens"
-specimens_partitions = DynamicPartitionsDefinition(name=SPECIMENS_PARTITIONS_NAME)
-MAX_NEW_SPECIMENS_PER_TICK = int(os.environ.get("IMAGING_ASSETS_SENSOR_MAX_SPECIMENS", "20"))
 EXPORT_IN_METADATA_MAX_KEYS = 20_000
 PROJECTIONS_SCHEMA = pa.schema(
     [
@@ -476,71 +461,4 @@ def skeletons(
     )
 
 
-# -- job and sensor ----------------------------------------------------------------------------
-
-stacks_job = define_asset_job(
-    name="stacks_job",
-    selection=AssetSelection.assets(zstack_slices, zstack_projections, skeletons),
-    partitions_def=specimens_partitions,
-    description="Slices, projection and skeleton of one specimen.",
-    tags={"imaging_assets/kind": "specimen"},
-)
-
-
-@sensor(
-    job=stacks_job,
-    minimum_interval_seconds=300,
-    default_status=DefaultSensorStatus.STOPPED,
-    description=(
-        "Lists the collection's specimen folders by delimiter (no recursive listing), registers "
-        "new specimens as partitions and requests a stacks_job run for each (at most "
-        "IMAGING_ASSETS_SENSOR_MAX_SPECIMENS per tick; the rest on later ticks)."
-    ),
-)
-def new_specimens_sensor(
-    context: SensorEvaluationContext, stack_collection: StackCollectionResource
-):
-    store = stack_collection.store()
-    before = store.request_count
-    known = set(context.instance.get_dynamic_partitions(SPECIMENS_PARTITIONS_NAME))
-    folders = specimen_folders(store, stack_collection.rules())
-    unseen = [f for f in folders if f.specimen not in known]
-    chosen = unseen[:MAX_NEW_SPECIMENS_PER_TICK]
-    requests = store.request_count - before
-    previous = json.loads(context.cursor) if context.cursor else {}
-    cursor = json.dumps(
-        {
-            "ticks": int(previous.get("ticks", 0)) + 1,
-            "folders_seen": len(folders),
-            "pending": len(unseen) - len(chosen),
-            "last_requests": requests,
-        }
-    )
-    context.log.info(
-        f"{len(folders)} specimen folders in {requests} listing requests; {len(unseen)} new, "
-        f"{len(chosen)} requested now"
-    )
-    if not chosen:
-        context.update_cursor(cursor)
-        return SkipReason(f"no new specimens ({requests} listing requests)")
-    keys = [f.specimen for f in chosen]
-    return SensorResult(
-        run_requests=[
-            RunRequest(
-                run_key=f"specimen:{key}",
-                partition_key=key,
-                tags={"imaging_assets/collection": stack_collection.name},
-            )
-            for key in keys
-        ],
-        dynamic_partitions_requests=[
-            AddDynamicPartitionsRequest(SPECIMENS_PARTITIONS_NAME, partition_keys=keys)
-        ],
-        cursor=cursor,
-    )
-
-
 STACKS_ASSETS = [specimen_manifest, zstack_slices, zstack_projections, skeletons]
-STACKS_SENSORS = [new_specimens_sensor]
-STACKS_JOBS = [stacks_job]
-STACKS_RESOURCES = {"stack_collection": collection_from_env(str(home() / "stacks"))}

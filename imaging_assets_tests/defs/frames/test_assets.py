@@ -5,13 +5,9 @@ import numpy as np
 from dagster import DagsterInstance, build_sensor_context, materialize
 
 from imaging_assets.defs.common.stores import LakeResource, SourceResource
-from imaging_assets.defs.frames.assets import (
-    DATASETS_PARTITIONS_NAME,
-    FRAMES_ASSETS,
-    frames,
-    frames_manifest_sensor,
-    imaging_datasets,
-)
+from imaging_assets.defs.frames.assets import FRAMES_ASSETS, frames, imaging_datasets
+from imaging_assets.defs.frames.partitions import DATASETS_PARTITIONS_NAME
+from imaging_assets.defs.frames.sensors import frames_manifest_sensor
 from imaging_assets.demo.gallery.frames import generate_frame_samples
 from imaging_assets.frames import reading
 

@@ -11,17 +11,17 @@ import tifffile
 from dagster import SensorResult, SkipReason, build_sensor_context, instance_for_test, materialize
 
 from imaging_assets.defs.common.stores import LakeResource
-from imaging_assets.defs.stacks import assets as stacks_assets
+from imaging_assets.defs.stacks import sensors as stacks_sensors
 from imaging_assets.defs.stacks.assets import (
-    SPECIMENS_PARTITIONS_NAME,
     STACKS_ASSETS,
-    new_specimens_sensor,
     skeletons,
     specimen_manifest,
     zstack_projections,
     zstack_slices,
 )
+from imaging_assets.defs.stacks.partitions import SPECIMENS_PARTITIONS_NAME
 from imaging_assets.defs.stacks.resources import StackCollectionResource
+from imaging_assets.defs.stacks.sensors import new_specimens_sensor
 from imaging_assets.demo.gallery.stacks import generate_stacks
 from imaging_assets.processing import codecs
 from imaging_assets.read import open_lake
@@ -215,7 +215,7 @@ def test_projection_pixels_are_compressed_on_disk(setup):
 
 def test_sensor_registers_new_specimens_bounded_per_tick(setup, monkeypatch):
     collection, resources, instance, _ = setup
-    monkeypatch.setattr(stacks_assets, "MAX_NEW_SPECIMENS_PER_TICK", 3)
+    monkeypatch.setattr(stacks_sensors, "MAX_NEW_SPECIMENS_PER_TICK", 3)
     cursor, seen = None, []
     for _ in range(3):
         context = build_sensor_context(
