@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from imaging_assets.core.errors import InputError, MissingObjectError
+from imaging_assets.core.stores import ObjectStore
 from imaging_assets.jump import layout
-from imaging_assets.jump.keys import plate_partition_key
+from imaging_assets.jump.keys import parse_plate_partition_key, plate_partition_key
 from imaging_assets.jump.schemas import PLATE_INDEX_SCHEMA
 
 PlateId = tuple[str, str, str]  # (source, batch, plate)
@@ -67,3 +70,57 @@ def plate_index(plates: pa.Table, load_data: Mapping[PlateId, tuple[str, str]]) 
         ):
             rows[name].append(value)
     return pa.table(rows, schema=PLATE_INDEX_SCHEMA)
+
+
+UNKNOWN_PLATE_TYPE = "UNKNOWN"
+BATCH_TAG = "imaging_assets/batch"
+
+
+def plate_row(
+    plate_index: pa.Table, partition_key: str, run_tags: Mapping[str, str] | None = None
+) -> dict:
+    """The plate index row of a partition.
+
+    A plate found by the sensor before the JUMP plate table lists it is not in the index yet; its
+    run carries the batch as a tag, and the row is rebuilt from that (plate type UNKNOWN, load data
+    located by listing the plate's folders). Otherwise an unknown plate is a clear error.
+    """
+    rows = plate_index.filter(pc.equal(plate_index["partition_key"], partition_key)).to_pylist()
+    if rows:
+        return rows[0]
+    source, plate = parse_plate_partition_key(partition_key)
+    batch = (run_tags or {}).get(BATCH_TAG)
+    if batch:
+        return {
+            "source": source,
+            "batch": batch,
+            "plate": plate,
+            "plate_type": UNKNOWN_PLATE_TYPE,
+            "partition_key": partition_key,
+            "load_data_key": None,
+            "load_data_format": None,
+        }
+    raise InputError(
+        "plate_index",
+        f"plate {plate} of {source} is not in the plate index; re-materialize plate_index",
+        column="partition_key",
+        got=partition_key,
+    )
+
+
+def locate_load_data(store: ObjectStore, plate: dict) -> tuple[str, str]:
+    """(key, format) of a plate's load data: from the index, else by listing its two folders."""
+    if plate.get("load_data_key"):
+        return plate["load_data_key"], plate["load_data_format"]
+    source, batch, name = plate["source"], plate["batch"], plate["plate"]
+    found = [
+        *store.list_keys(f"{source}/{layout.LOAD_DATA_DIR}/{batch}/{name}/"),
+        *store.list_keys(layout.load_data_orig_prefix(source, batch, name)),
+    ]
+    chosen = choose_load_data(found).get((source, batch, name))
+    if chosen is None:
+        raise MissingObjectError(
+            store.uri(f"{source}/{layout.LOAD_DATA_DIR}/{batch}/{name}/"),
+            "no load_data file for this plate in either format",
+        )
+    return chosen

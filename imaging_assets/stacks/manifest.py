@@ -9,13 +9,16 @@ its own prefix. The whole bucket is never listed recursively at once. Listings a
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from imaging_assets.core.errors import MissingObjectError
 from imaging_assets.core.stores import LocalStore, ObjectStore, S3Store
 from imaging_assets.stacks.layout import SKELETON, SLICE, LayoutRules, check_specimen_name
 
@@ -309,3 +312,29 @@ def locate_specimen(
 
 def dumps_export(manifest: Manifest) -> str:
     return json.dumps(manifest.export_json(), indent=1, sort_keys=True) + os.linesep
+
+
+def manifest_prefix(collection: str) -> str:
+    """Where a collection's manifest lives, relative to the lake root."""
+    return f"stack_manifests/{collection}/"
+
+
+def save_manifest(store: ObjectStore, collection: str, manifest: Manifest, export: dict) -> str:
+    """Keep the manifest in the lake: files and specimens as Parquet, the export as JSON."""
+    prefix = manifest_prefix(collection)
+    for name, table in (("files", manifest.files), ("specimens", manifest.specimens)):
+        sink = io.BytesIO()
+        pq.write_table(table, sink, compression="zstd")
+        store.write_bytes(f"{prefix}{name}.parquet", sink.getvalue())
+    return store.write_bytes(f"{prefix}manifest.json", json.dumps(export, indent=1).encode())
+
+
+def load_manifest(store: ObjectStore, collection: str) -> Manifest | None:
+    """The manifest an earlier listing kept in the lake, None before the first one."""
+    prefix = manifest_prefix(collection)
+    try:
+        files = pq.read_table(io.BytesIO(store.read(f"{prefix}files.parquet").data))
+        specimens = pq.read_table(io.BytesIO(store.read(f"{prefix}specimens.parquet").data))
+    except MissingObjectError:
+        return None
+    return Manifest(files.cast(FILES_SCHEMA), specimens.cast(SPECIMENS_SCHEMA))

@@ -11,7 +11,10 @@ import io
 import math
 
 import numpy as np
+import pyarrow as pa
 from PIL import Image
+
+from imaging_assets.core import lance_tables
 
 
 def factor_for(height: int, width: int, max_side: int) -> int:
@@ -59,3 +62,27 @@ def to_png(array: np.ndarray) -> bytes:
     sink = io.BytesIO()
     Image.fromarray(scaled).save(sink, format="PNG")
     return sink.getvalue()
+
+
+PROJECTIONS_SCHEMA = pa.schema(
+    [
+        pa.field("specimen", pa.string()),
+        pa.field("kind", pa.string()),
+        pa.field("slices", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("width", pa.int32()),
+        pa.field("factor", pa.int32()),
+        pa.field("proj_height", pa.int32()),
+        pa.field("proj_width", pa.int32()),
+        pa.field("dtype", pa.string()),
+        # zstd in the cell (codecs.ZSTD): Lance format 2.2 stores a page holding one value
+        # uncompressed (measured), and projections are one row per commit
+        pa.field("pixels", pa.large_binary()),
+        pa.field("png", pa.large_binary()),
+        pa.field("slices_dataset_version", pa.int64()),
+        pa.field("package_version", pa.string()),
+        pa.field("dagster_run_id", pa.string()),
+        pa.field("written_at", pa.timestamp("us", tz="UTC")),
+        lance_tables.addable(pa.field("pixels_codec", pa.string())),
+    ]
+)

@@ -88,3 +88,12 @@ def for_partition(checks: Iterable[AssetCheckResult], partition_key: str) -> lis
     return [
         check._replace(metadata={**check.metadata, "partition": partition_key}) for check in checks
     ]
+
+
+def markdown_table(rows: list[dict], columns: list[str], limit: int = 50) -> str:
+    """A markdown table for metadata (the UI renders it), cut at `limit` rows."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows[:limit]]
+    if len(rows) > limit:
+        lines.append(f"| ... {len(rows) - limit} more |" + " |" * (len(columns) - 1))
+    return "\n".join(lines)

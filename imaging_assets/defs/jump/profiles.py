@@ -39,10 +39,10 @@ from imaging_assets.defs.common.lake_writes import (
 )
 from imaging_assets.defs.common.stores import LakeResource, SourceResource
 from imaging_assets.defs.jump.images import SITE_IMAGES
-from imaging_assets.defs.jump.load_data import plate_row
 from imaging_assets.defs.jump.partitions import plates_partitions
 from imaging_assets.jump import layout
 from imaging_assets.jump.images import site_array
+from imaging_assets.jump.plates import plate_row
 from imaging_assets.jump.profiles import (
     cell_crops_schema,
     cell_profiles_schema_from_sqlite,

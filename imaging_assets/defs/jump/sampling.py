@@ -18,9 +18,9 @@ from dagster import (
 from pydantic import Field
 
 from imaging_assets.defs.common.catalog import OWNERS, tags
-from imaging_assets.defs.jump.load_data import plate_row
 from imaging_assets.defs.jump.metadata import table_metadata
 from imaging_assets.defs.jump.partitions import plates_partitions
+from imaging_assets.jump.plates import plate_row
 from imaging_assets.jump.sampling import (
     UNKNOWN_ROLE,
     SamplingQuotas,

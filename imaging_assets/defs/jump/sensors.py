@@ -22,6 +22,7 @@ from imaging_assets.defs.common.stores import SourceResource
 from imaging_assets.defs.jump.jobs import plate_job
 from imaging_assets.defs.jump.partitions import PLATES_PARTITIONS_NAME
 from imaging_assets.jump.discovery import ScanCursor, scan_for_new_plates
+from imaging_assets.jump.plates import BATCH_TAG
 
 MAX_NEW_PLATES_PER_TICK = int(os.environ.get("IMAGING_ASSETS_SENSOR_MAX_PLATES", "50"))
 FULL_SCAN_EVERY_TICKS = 100
@@ -29,7 +30,7 @@ FULL_SCAN_EVERY_TICKS = 100
 
 def plate_run_tags(source: str, batch: str) -> dict[str, str]:
     """Tags of a plate run: the source tag drives the per-source run concurrency limit."""
-    return {"imaging_assets/source": source, "imaging_assets/batch": batch}
+    return {"imaging_assets/source": source, BATCH_TAG: batch}
 
 
 @sensor(

@@ -11,12 +11,9 @@ collection and lake resources, hold the specimen's lease while writing, and repo
 import base64
 import datetime as dt
 import hashlib
-import io
-import json
 import time
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from dagster import (
     AssetExecutionContext,
     Config,
@@ -27,9 +24,8 @@ from dagster import (
 from pydantic import Field
 
 from imaging_assets.core import lance_tables
-from imaging_assets.core.errors import MissingObjectError
 from imaging_assets.core.lease import partition_lease
-from imaging_assets.defs.common.catalog import OWNERS, tags
+from imaging_assets.defs.common.catalog import OWNERS, markdown_table, tags
 from imaging_assets.defs.common.lake_writes import RerunGuardConfig, run_alive_in
 from imaging_assets.defs.common.stores import LakeResource
 from imaging_assets.defs.stacks.partitions import SPECIMENS_PARTITIONS_NAME, specimens_partitions
@@ -40,66 +36,18 @@ from imaging_assets.stacks import reading
 from imaging_assets.stacks.commit import replace_specimen
 from imaging_assets.stacks.layout import SKELETON, SLICE
 from imaging_assets.stacks.manifest import (
-    FILES_SCHEMA,
-    SPECIMENS_SCHEMA,
-    Manifest,
     list_specimen,
+    load_manifest,
     locate_specimen,
+    save_manifest,
     scan,
 )
+from imaging_assets.stacks.projection import PROJECTIONS_SCHEMA
 from imaging_assets.stacks.slices import PACKAGE_VERSION, SLICES_SCHEMA, SliceStream
 from imaging_assets.stacks.swc import parse_swc, skeleton_schema, with_provenance
 
 GROUP = "stacks"
 EXPORT_IN_METADATA_MAX_KEYS = 20_000
-PROJECTIONS_SCHEMA = pa.schema(
-    [
-        pa.field("specimen", pa.string()),
-        pa.field("kind", pa.string()),
-        pa.field("slices", pa.int32()),
-        pa.field("height", pa.int32()),
-        pa.field("width", pa.int32()),
-        pa.field("factor", pa.int32()),
-        pa.field("proj_height", pa.int32()),
-        pa.field("proj_width", pa.int32()),
-        pa.field("dtype", pa.string()),
-        # zstd in the cell (codecs.ZSTD): Lance format 2.2 stores a page holding one value
-        # uncompressed (measured), and projections are one row per commit
-        pa.field("pixels", pa.large_binary()),
-        pa.field("png", pa.large_binary()),
-        pa.field("slices_dataset_version", pa.int64()),
-        pa.field("package_version", pa.string()),
-        pa.field("dagster_run_id", pa.string()),
-        pa.field("written_at", pa.timestamp("us", tz="UTC")),
-        lance_tables.addable(pa.field("pixels_codec", pa.string())),
-    ]
-)
-
-
-# -- the manifest, kept in the lake ------------------------------------------------------------
-
-
-def manifest_prefix(collection: str) -> str:
-    return f"stack_manifests/{collection}/"
-
-
-def save_manifest(lake: LakeResource, collection: str, manifest: Manifest, export: dict) -> str:
-    store, prefix = lake.store(), manifest_prefix(collection)
-    for name, table in (("files", manifest.files), ("specimens", manifest.specimens)):
-        sink = io.BytesIO()
-        pq.write_table(table, sink, compression="zstd")
-        store.write_bytes(f"{prefix}{name}.parquet", sink.getvalue())
-    return store.write_bytes(f"{prefix}manifest.json", json.dumps(export, indent=1).encode())
-
-
-def load_manifest(lake: LakeResource, collection: str) -> Manifest | None:
-    store, prefix = lake.store(), manifest_prefix(collection)
-    try:
-        files = pq.read_table(io.BytesIO(store.read(f"{prefix}files.parquet").data))
-        specimens = pq.read_table(io.BytesIO(store.read(f"{prefix}specimens.parquet").data))
-    except MissingObjectError:
-        return None
-    return Manifest(files.cast(FILES_SCHEMA), specimens.cast(SPECIMENS_SCHEMA))
 
 
 def lake_root(lake: LakeResource) -> str:
@@ -109,17 +57,9 @@ def lake_root(lake: LakeResource) -> str:
 def _specimen_files(collection: StackCollectionResource, lake: LakeResource, specimen: str):
     """The specimen's folder and its files, listed now (one listing of its prefix)."""
     store, rules = collection.store(), collection.rules()
-    folder = locate_specimen(store, rules, specimen, load_manifest(lake, collection.name))
+    folder = locate_specimen(store, rules, specimen, load_manifest(lake.store(), collection.name))
     files, _ = list_specimen(store, rules, folder)
     return folder, files
-
-
-def _md_table(rows: list[dict], columns: list[str], limit: int = 50) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows[:limit]]
-    if len(rows) > limit:
-        lines.append(f"| ... {len(rows) - limit} more |" + " |" * (len(columns) - 1))
-    return "\n".join(lines)
 
 
 # -- assets ------------------------------------------------------------------------------------
@@ -154,7 +94,7 @@ def specimen_manifest(
 ) -> MaterializeResult:
     store = stack_collection.store()
     started = time.perf_counter()
-    previous = load_manifest(lake, stack_collection.name)
+    previous = load_manifest(lake.store(), stack_collection.name)
     result = scan(
         store,
         stack_collection.rules(),
@@ -164,7 +104,7 @@ def specimen_manifest(
     )
     manifest = result.manifest
     export = manifest.export_json()
-    export_uri = save_manifest(lake, stack_collection.name, manifest, export)
+    export_uri = save_manifest(lake.store(), stack_collection.name, manifest, export)
     known = set(context.instance.get_dynamic_partitions(SPECIMENS_PARTITIONS_NAME))
     added = [name for name in manifest.specimen_names if name not in known]
     if added:
@@ -187,7 +127,9 @@ def specimen_manifest(
             "listing_requests": result.requests,
             "seconds": round(seconds, 3),
             "sizes": MetadataValue.md(
-                _md_table(manifest.size_table(), ["specimen", "split", "files", "slices", "bytes"])
+                markdown_table(
+                    manifest.size_table(), ["specimen", "split", "files", "slices", "bytes"]
+                )
             ),
             "totals_by_split": MetadataValue.json(manifest.totals_by_split()),
             "export_uri": MetadataValue.path(export_uri),
