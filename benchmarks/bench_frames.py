@@ -34,10 +34,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from imaging_assets.core.lake import Lake  # noqa: E402
 from imaging_assets.core.stores import LocalStore  # noqa: E402
 from imaging_assets.frames import reading  # noqa: E402
 from imaging_assets.frames.indexes import ensure_indexes  # noqa: E402
-from imaging_assets.frames.lake import LakeTarget, ingest_dataset, register_manifest  # noqa: E402
+from imaging_assets.frames.lake import ingest_dataset, register_manifest  # noqa: E402
 from imaging_assets.frames.schema import DATASETS, FRAMES  # noqa: E402
 
 PROJECTS = ["ISP", "RETINA", "ZEBRA", "KIDNEY", "IPSC"]
@@ -157,7 +158,7 @@ def main() -> None:
     tifffile_s = time.perf_counter() - started
 
     store = LocalStore(work / "lake")
-    lake = LakeTarget(root=store.root, store=store)
+    lake = Lake.open(store.root)
     source = LocalStore(work / "source")
     started = time.perf_counter()
     register_manifest(lake, source, "manifest.csv", "bench")

@@ -3,7 +3,7 @@
 On the same sites, in one process, single-threaded (so figures are per core):
   (a) this pipeline: decode (libtiff through imagecodecs for plain grey pages, else tifffile) ->
       robust_8bit_crop (histogram percentiles, LUT) -> provenance (md5, sha256) -> pzstd/1 ->
-      Lance write, via process_sites and replace_partition exactly as the site_images asset
+      Lance write, via process_sites and the partition-write protocol exactly as the site_images asset
       runs them;
   (b) the reference, written here after jump_download's recipe: PIL decode, np.percentile on a
       float32 copy (three calls: the lower and upper bound on the crop, and the image's median
@@ -31,9 +31,11 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from imaging_assets.core.lance_tables import partition_filter_for, replace_partition  # noqa: E402
+from imaging_assets.core.lake import Lake  # noqa: E402
 from imaging_assets.core.objects import FetchedObject  # noqa: E402
+from imaging_assets.core.partition_write import write_partition  # noqa: E402
 from imaging_assets.demo.gallery.cells import draw_channel, make_layout  # noqa: E402
+from imaging_assets.jump.datasets import SITE_IMAGES, plate_partition
 from imaging_assets.jump.images import process_sites, site_tasks_from_table  # noqa: E402
 from imaging_assets.jump.schemas import site_images_schema  # noqa: E402
 from imaging_assets.processing import decode_tiff, get_recipe  # noqa: E402
@@ -97,15 +99,15 @@ def pipeline_arm(sites, workdir: Path) -> Path:
         workers=1,
         run_id="bench",
     )
-    uri = workdir / "site_images.lance"
-    replace_partition(
-        str(uri),
-        result.batches(),
+    written = write_partition(
+        Lake.open(workdir),
+        plate_partition(SITE_IMAGES, "bench__P"),
         site_images_schema(CHANNELS),
-        key="site_key",
-        partition_filter=partition_filter_for("bench", "P"),
+        result.batches(),
+        run_id="bench",
+        max_removed_fraction=None,
     )
-    return uri
+    return Path(written.uri)
 
 
 def reference_arm(sites, workdir: Path, crop: int = 768, p: float = 1.0) -> Path:

@@ -43,12 +43,13 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from imaging_assets.core.lake import Lake  # noqa: E402
 from imaging_assets.core.lance_tables import (  # noqa: E402
     ensure_key_index,
-    partition_filter_for,
-    replace_partition,
 )
 from imaging_assets.core.objects import FetchedObject  # noqa: E402
+from imaging_assets.core.partition_write import write_partition  # noqa: E402
+from imaging_assets.jump.datasets import SITE_IMAGES, plate_partition
 from imaging_assets.jump.images import process_sites, site_tasks_from_table  # noqa: E402
 from imaging_assets.jump.images.decoding import decode_threads, site_stacks  # noqa: E402
 from imaging_assets.jump.schemas import ZSTD_LEVEL_1, site_images_schema  # noqa: E402
@@ -196,12 +197,13 @@ def pipeline(sites, root: Path, codec: str | None, schema: pa.Schema | None = No
         run_id="bench",
         codec=codec,
     )
-    replace_partition(
-        str(root / "site_images.lance"),
-        result.batches(),
+    write_partition(
+        Lake.open(root),
+        plate_partition(SITE_IMAGES, f"bench__{plate}"),
         schema or site_images_schema(CHANNELS),
-        key="site_key",
-        partition_filter=partition_filter_for("bench", plate),
+        result.batches(),
+        run_id="bench",
+        max_removed_fraction=None,
     )
 
 

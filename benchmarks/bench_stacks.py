@@ -32,12 +32,14 @@ import tifffile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from imaging_assets.core.lake import Lake  # noqa: E402
+from imaging_assets.core.partition_write import write_partition  # noqa: E402
 from imaging_assets.core.stores import open_store  # noqa: E402
 from imaging_assets.demo.gallery.stacks import SampleSpecimen, StackPreset, generate_stacks  # noqa: E402
-from imaging_assets.stacks.commit import replace_specimen  # noqa: E402
+from imaging_assets.stacks.datasets import SLICES, specimen_partition  # noqa: E402
 from imaging_assets.stacks.layout import SLICE, LayoutRules  # noqa: E402
 from imaging_assets.stacks.manifest import scan  # noqa: E402
-from imaging_assets.stacks.reading import dataset_uri, open_stack  # noqa: E402
+from imaging_assets.stacks.reading import open_stack  # noqa: E402
 from imaging_assets.stacks.slices import SLICES_SCHEMA, SliceStream  # noqa: E402
 
 
@@ -59,11 +61,17 @@ def ingest(collection: str, lake: str, specimen: str) -> dict:
         store, specimen, "train", manifest.files_of(specimen, SLICE), run_id="bench"
     )
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    commit = replace_specimen(
-        dataset_uri(lake, "zstack_slices"), stream.batches(), SLICES_SCHEMA, specimen
+    written = write_partition(
+        Lake.open(lake),
+        specimen_partition(SLICES, specimen),
+        SLICES_SCHEMA,
+        stream.batches(),
+        run_id="bench",
+        max_removed_fraction=None,
+        max_rows_per_file=64,
     )
     return {
-        "slices": commit.rows_written,
+        "slices": written.rows,
         "bytes": stream.bytes_read,
         "wall_s": time.perf_counter() - wall0,
         "cpu_s": time.process_time() - cpu0,

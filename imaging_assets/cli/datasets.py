@@ -40,8 +40,8 @@ def _lake(args: argparse.Namespace):
             region=lake.region,
             anonymous=lake.anonymous,
         )
-    root = lake.dataset_uri("_")[: -len("/_.lance")]
-    return root, lake.storage_options(), lake.store()
+    handle = lake.handle()
+    return handle.root, handle.storage_options, handle.store
 
 
 def _print_table(rows: list[dict], columns: list[str], stream=None) -> None:
@@ -82,7 +82,7 @@ def _get(args: argparse.Namespace) -> int:
 
     from imaging_assets.core.progress import ProgressBar
     from imaging_assets.frames import reading
-    from imaging_assets.frames.files import iter_chunks
+    from imaging_assets.frames.files import iter_chunks, stored_location
     from imaging_assets.frames.ingest import decode_pixels
     from imaging_assets.frames.queries import parse_selector
     from imaging_assets.frames.schema import FRAMES
@@ -106,7 +106,7 @@ def _get(args: argparse.Namespace) -> int:
         if not args.metadata_only:
             target = dest / stored["stored_uri"].rstrip("/").rsplit("/", 1)[-1]
             with open(target, "wb") as handle:
-                for chunk in iter_chunks(store, stored["stored_uri"]):
+                for chunk in iter_chunks(store, stored_location(stored["stored_uri"])):
                     handle.write(chunk)
             print(f"{target} ({stored['size']} bytes, sha256 {stored['sha256']})")
         return 0

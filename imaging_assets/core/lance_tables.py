@@ -1,23 +1,19 @@
-"""Lance datasets written one partition (plate) per commit, safely under parallel runs.
+"""Lance datasets as the lake keeps them: created exactly once, schemas checked or evolved, key
+indexes kept current. How a partition's rows are written is core/partition_write.py.
 
 Measured facts this relies on (pylance 14, see DESIGN.md):
-- a dataset created empty, with its schema, before partitions write avoids lost first writes;
-- merge_insert on the key with a by-source delete limited to the plate replaces exactly that plate
-  in one commit; commits of different plates rebase onto each other, two commits of the same plate
-  conflict instead of duplicating rows;
-- a stream that raises before the commit leaves the dataset's version and rows unchanged.
-The Dagster run id goes into the commit's transaction properties.
+- a dataset created empty, with its schema, before partitions write avoids lost first writes, and
+  its creation must be one commit without retries (see `create_once`);
+- columns added later are metadata-only (null in existing rows).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import lance
 import pyarrow as pa
-from lance.commit import CommitConflictError
 
 
 class SchemaMismatchError(ValueError):
@@ -43,40 +39,9 @@ class ConcurrentPartitionWriteError(RuntimeError):
     """A concurrent commit to the dataset preempted this one (nothing of it was committed)."""
 
 
-def preempted(
-    uri: str, partition_filter: str, attempts: int, error: Exception
-) -> ConcurrentPartitionWriteError:
-    """The error for a partition commit that concurrent commits preempted `attempts` times."""
-    return ConcurrentPartitionWriteError(
-        f"{uri}: a concurrent commit to the dataset (the same rows, another partition's schema "
-        f"change or an index update) preempted the commit of ({partition_filter}) {attempts} "
-        f"time(s); nothing from this run was committed. Re-run the partition. Lance: {error}"
-    )
-
-
-BatchSource = Iterable[pa.RecordBatch] | Callable[[], Iterable[pa.RecordBatch]]
-COMMIT_ATTEMPTS = 4
-
-
-@dataclass(frozen=True)
-class CommitResult:
-    uri: str
-    version: int
-    rows_written: int
-    rows_inserted: int
-    rows_updated: int
-    rows_deleted: int
-    total_rows: int = -1  # the dataset's rows after the commit (-1 before it)
-
-
 def quote(value: str) -> str:
     """A SQL string literal for Lance filters."""
     return "'" + str(value).replace("'", "''") + "'"
-
-
-def partition_filter_for(source: str, plate: str) -> str:
-    """The filter that selects one plate's rows."""
-    return f"source = {quote(source)} AND plate = {quote(plate)}"
 
 
 def open_dataset(uri: str, storage_options: dict | None = None) -> lance.LanceDataset | None:
@@ -203,119 +168,6 @@ def align_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
         for f in schema
     ]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-
-class _Stream:
-    """Wraps a batch iterator: counts rows and keeps the first exception with its type intact."""
-
-    def __init__(self, batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> None:
-        self._batches = batches
-        self.schema = schema
-        self.rows = 0
-        self.error: BaseException | None = None
-
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
-        try:
-            for batch in self._batches:
-                if batch.schema != self.schema:
-                    batch = align_batch(batch, self.schema)
-                self.rows += batch.num_rows
-                yield batch
-        except BaseException as error:
-            self.error = error
-            raise
-
-
-def replace_partition(
-    uri: str,
-    batches: BatchSource,
-    schema: pa.Schema,
-    *,
-    key: str,
-    partition_filter: str,
-    storage_options: dict | None = None,
-    properties: dict[str, str] | None = None,
-    evolve: bool = False,
-    before_commit: Callable[[CommitResult], None] | None = None,
-    attempts: int = COMMIT_ATTEMPTS,
-) -> CommitResult:
-    """Make the rows matching `partition_filter` exactly `batches`, in one commit.
-
-    Rows with a matching key are updated, new keys inserted, and rows of this partition that the
-    stream does not contain deleted. If the stream raises, nothing is committed and the original
-    exception propagates. `before_commit` sees what the commit would do (version -1) and may
-    raise to veto it: the rows are staged but nothing becomes visible (lake maintenance removes
-    the staged files).
-
-    Another partition's commit can preempt this one in Lance (measured: a concurrent schema
-    evolution, "Merge", always does). When `batches` is a function returning the stream, a
-    retryable conflict redoes the write against the newer version, up to `attempts` times in
-    all, calling `before_commit` again each time; a plain iterable can be read only once, so the
-    conflict is a ConcurrentPartitionWriteError.
-    """
-    replayable = callable(batches)
-    for attempt in range(1, attempts + 1):
-        stream, transaction, stats, dataset = _stage(
-            uri, batches() if replayable else batches, schema, key, partition_filter,
-            storage_options, evolve,
-        )  # fmt: skip
-        transaction.transaction_properties = dict(properties or {})
-        if before_commit is not None:
-            before_commit(_commit_result(uri, -1, stream.rows, stats))
-        try:
-            committed = lance.LanceDataset.commit(
-                uri, transaction, read_version=dataset.version, storage_options=storage_options
-            )
-        except CommitConflictError as error:
-            if replayable and getattr(error, "retryable", False) and attempt < attempts:
-                continue  # redo against the version that preempted this one
-            raise preempted(uri, partition_filter, attempt, error) from error
-        return _commit_result(uri, committed.version, stream.rows, stats, committed.count_rows())
-    raise AssertionError("unreachable: the last attempt returns or raises")
-
-
-def _stage(
-    uri: str,
-    batches: Iterable[pa.RecordBatch],
-    schema: pa.Schema,
-    key: str,
-    partition_filter: str,
-    storage_options: dict | None,
-    evolve: bool,
-) -> tuple[_Stream, object, dict, lance.LanceDataset]:
-    """Write the stream's rows as new files and return the (uncommitted) transaction."""
-    dataset = ensure_dataset(uri, schema, storage_options, evolve=evolve)
-    if evolve or dataset.schema.names != schema.names:  # columns added later sit at the end
-        schema = dataset.schema
-    stream = _Stream(batches, schema)
-    reader = pa.RecordBatchReader.from_batches(schema, iter(stream))
-    builder = (
-        dataset.merge_insert(key)
-        .when_matched_update_all()
-        .when_not_matched_insert_all()
-        .when_not_matched_by_source_delete(partition_filter)
-    )
-    try:
-        transaction, stats = builder.execute_uncommitted(reader)
-    except Exception as error:
-        if stream.error is not None:
-            raise stream.error from None
-        raise error
-    return stream, transaction, stats, dataset
-
-
-def _commit_result(
-    uri: str, version: int, rows: int, stats: dict, total_rows: int = -1
-) -> CommitResult:
-    return CommitResult(
-        uri=uri,
-        version=version,
-        rows_written=rows,
-        rows_inserted=int(stats.get("num_inserted_rows", 0)),
-        rows_updated=int(stats.get("num_updated_rows", 0)),
-        rows_deleted=int(stats.get("num_deleted_rows", 0)),
-        total_rows=total_rows,
-    )
 
 
 @dataclass(frozen=True)

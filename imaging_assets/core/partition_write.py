@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
 import logging
 import random
@@ -202,6 +203,10 @@ def write_partition(
     with partition_lease(
         lake.store, partition.dataset, partition.key, run_id, run_alive=run_alive
     ) as lease:
+        if lance_tables.open_dataset(uri, options) is None:
+            batches = _first_rows(batches)
+            if batches is None:  # nothing to write and no dataset yet: do not create one
+                return _nothing_yet(lake, partition, run_id, started)
         dataset = lance_tables.ensure_dataset(uri, schema, options, evolve=evolve)
         writer_schema = dataset.schema if evolve or dataset.schema.names != schema.names else schema
         stream = _Stream(batches, writer_schema, partition.row_key, volatile)
@@ -257,6 +262,41 @@ def write_partition(
         result.indexes[column] = lance_tables.ensure_key_index(uri, column, options)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _first_rows(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch] | None:
+    """The stream again, or None when it holds no rows at all (read up to its first row)."""
+    iterator = iter(batches)
+    for batch in iterator:
+        if batch.num_rows:
+            return itertools.chain([batch], iterator)
+    return None
+
+
+def _nothing_yet(lake: Lake, partition: Partition, run_id: str, started: float) -> PartitionWrite:
+    """A partition with no rows in a dataset that does not exist: recorded, nothing created."""
+    digest = hashlib.sha256(b"").hexdigest()
+    record = read_record(lake, partition.dataset, partition.key)
+    changed = record is None or record.rows != 0
+    if changed:
+        _write_record(
+            lake,
+            partition.dataset,
+            partition.key,
+            PartitionRecord("committed", digest, 0, 0, run_id, _now()),
+        )
+    return PartitionWrite(
+        uri=lake.uri(partition.dataset),
+        partition=partition.key,
+        changed=changed,
+        version=0,
+        rows=0,
+        rows_before=0,
+        rows_removed=0,
+        total_rows=0,
+        digest=digest,
+        seconds=time.perf_counter() - started,
+    )
 
 
 def _now() -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imaging_assets.core.errors import InputError, MissingObjectError
+from imaging_assets.core.lake import Lake, is_lake_reference, lake_key
 from imaging_assets.core.stores import LocalStore, ObjectStore, S3Store
 
 CHUNK = 1 << 20
@@ -124,26 +125,32 @@ def localized(store: ObjectStore, uri: str, *, with_siblings: bool = False) -> I
         yield local if folder else local / uri.rstrip("/").rsplit("/", 1)[-1]
 
 
-def _in_store(store: ObjectStore, uri: str) -> bool:
-    """Whether `uri` already lives under the store's root."""
+def _key_in_store(store: ObjectStore, uri: str) -> str | None:
+    """The key of `uri` under the store's root, None when it lives elsewhere."""
     if isinstance(store, LocalStore):
+        path = uri.removeprefix("file://")
+        if not os.path.isabs(path):
+            return None
         try:
-            Path(uri.removeprefix("file://")).resolve().relative_to(store.base)
-            return os.path.isabs(uri.removeprefix("file://"))
+            return Path(path).resolve().relative_to(store.base).as_posix()
         except ValueError:
-            return False
-    return uri.startswith(store.root.rstrip("/") + "/")
+            return None
+    root = store.root.rstrip("/") + "/"
+    return uri[len(root) :] if uri.startswith(root) else None
 
 
-def store_file(source: ObjectStore, uri: str, lake: ObjectStore, dataset_id: str) -> StoredFile:
-    """Keep an uploaded object: referenced when it already lives in the lake's store, otherwise
-    copied to `<lake>/objects/<dataset_id>/<name>`; size and sha256 computed while streaming."""
+def store_file(source: ObjectStore, uri: str, lake: Lake, dataset_id: str) -> StoredFile:
+    """Keep an uploaded object: referenced when it already lives in the lake, otherwise copied to
+    `<lake>/objects/<dataset_id>/<name>`; size and sha256 computed while streaming. The stored
+    location is a lake reference (`lake:<key>`), so a copied lake finds its own copy."""
     source_uri = source.uri(uri)
     if is_folder(source, uri):
         raise InputError(source_uri, "a folder", expected="one file for upload type file")
-    if _in_store(lake, source_uri):
-        size, sha = hash_object(lake, source_uri)
-        return StoredFile(source_uri, source_uri, False, size, sha)
+    in_lake = _key_in_store(lake.store, source_uri)
+    if in_lake is not None:
+        size, sha = hash_object(lake.store, in_lake)
+        return StoredFile(source_uri, lake.relative(in_lake), False, size, sha)
+    store = lake.store
     name = uri.rstrip("/").rsplit("/", 1)[-1]
     key = f"{FILES_PREFIX}/{dataset_id}/{name}"
     digest, size = hashlib.sha256(), 0
@@ -157,19 +164,23 @@ def store_file(source: ObjectStore, uri: str, lake: ObjectStore, dataset_id: str
         except MissingObjectError as error:
             raise InputError(source_uri, "the object does not exist") from error
     try:
-        if isinstance(lake, LocalStore):
-            target = lake.path(key)
+        if isinstance(store, LocalStore):
+            target = store.path(key)
             target.parent.mkdir(parents=True, exist_ok=True)
             staged = target.with_name(f".{target.name}.tmp")
             shutil.copyfile(temp, staged)
             os.replace(staged, target)
-            stored = str(target)
-        elif isinstance(lake, S3Store):
-            bucket, full = _s3_parts(lake, key)
-            lake.client.upload_file(temp, bucket, full)
-            stored = f"s3://{bucket}/{full}"
+        elif isinstance(store, S3Store):
+            bucket, full = _s3_parts(store, key)
+            store.client.upload_file(temp, bucket, full)
         else:
-            stored = lake.write_bytes(key, Path(temp).read_bytes())
+            store.write_bytes(key, Path(temp).read_bytes())
     finally:
         os.unlink(temp)
-    return StoredFile(source_uri, stored, True, size, digest.hexdigest())
+    return StoredFile(source_uri, lake.relative(key), True, size, digest.hexdigest())
+
+
+def stored_location(stored_uri: str) -> str:
+    """Where to read a stored upload through the lake's store: the key of a `lake:` reference,
+    or (rows written before references existed) the recorded URI as it is."""
+    return lake_key(stored_uri) if is_lake_reference(stored_uri) else stored_uri

@@ -18,7 +18,8 @@ import lance
 import numpy as np
 import pyarrow as pa
 
-from imaging_assets.frames.schema import BLOB_THRESHOLD_BYTES, frame_key, frames_schema
+from imaging_assets.core.provenance import PACKAGE_VERSION
+from imaging_assets.frames.schema import BLOB_THRESHOLD_BYTES, frame_key, frames_schema, now_utc
 from imaging_assets.frames.splitters import Frame, FrameSource
 
 BATCH_BYTES = 16 * 1024 * 1024
@@ -126,6 +127,7 @@ def frame_batches(
     rows: list[dict] = []
     held = 0
     started = time.perf_counter()
+    written_at = now_utc()
     for frame in source.frames():
         data, dtype = canonical_bytes(frame.array)
         summary.add(frame, len(data), dtype)
@@ -150,6 +152,8 @@ def frame_batches(
                 "pixels": None if big else data,
                 "pixels_blob": data if big else None,
                 "dagster_run_id": run_id,
+                "package_version": PACKAGE_VERSION,
+                "written_at": written_at,
             }
         )
         held += len(data)

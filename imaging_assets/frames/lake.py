@@ -2,27 +2,27 @@
 
 - `register_manifest`: parse + validate the manifest against what is registered, check every new
   entry's file exists, then insert the new rows in one commit (all or nothing).
-- `ingest_dataset`: one dataset, under the lease of its partition: frames split and written to
-  `frames.lance` in one merge_insert commit that replaces the dataset's earlier frames, or a file
-  stored as is (`dataset_files.lance`); then the dataset row gets its metadata and summary.
+- `ingest_dataset`: one dataset through core's partition-write protocol (its lease, one commit,
+  none when nothing changed): frames split and written to `frames.lance`, replacing the dataset's
+  earlier frames, or a file stored as is (`dataset_files.lance`, the stored copy named relative to
+  the lake root); then the dataset row gets its metadata and summary (only when something changed).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import lance
 import pyarrow as pa
-from lance.fragment import write_fragments
 
-from imaging_assets.core import lance_tables
 from imaging_assets.core.errors import InputError
-from imaging_assets.core.lance_tables import RemovalRefusedError, quote
-from imaging_assets.core.lease import RunAlive, partition_lease
+from imaging_assets.core.lake import Lake
+from imaging_assets.core.lance_tables import quote
+from imaging_assets.core.lease import RunAlive
+from imaging_assets.core.partition_write import Partition, PartitionWrite, write_partition
+from imaging_assets.core.provenance import PACKAGE_VERSION
 from imaging_assets.core.stores import LocalStore, ObjectStore
 from imaging_assets.frames import files, registry
 from imaging_assets.frames.indexes import ensure_indexes
@@ -38,18 +38,6 @@ from imaging_assets.frames.schema import (
 from imaging_assets.frames.splitters import open_frames
 
 
-@dataclass(frozen=True)
-class LakeTarget:
-    """Where the frames tables live: a root URI (local path or s3://), its store and options."""
-
-    root: str
-    store: ObjectStore
-    storage_options: dict | None = None
-
-    def uri(self, name: str) -> str:
-        return f"{self.root.rstrip('/')}/{name}.lance"
-
-
 @dataclass
 class Registration:
     manifest: Manifest
@@ -59,7 +47,7 @@ class Registration:
 
 
 def register_manifest(
-    lake: LakeTarget, source: ObjectStore, manifest_uri: str, run_id: str
+    lake: Lake, source: ObjectStore, manifest_uri: str, run_id: str
 ) -> Registration:
     """Validate the manifest and register its new datasets (one commit), or raise InputError."""
     from imaging_assets.frames.manifest import manifest_sha256
@@ -95,7 +83,7 @@ def register_manifest(
 class IngestResult:
     dataset_id: str
     upload_type: str
-    commit: lance_tables.CommitResult | None = None
+    written: PartitionWrite | None = None
     summary: dict = field(default_factory=dict)
     stored: files.StoredFile | None = None
     seconds: float = 0.0
@@ -106,7 +94,7 @@ class IngestResult:
 
 
 def ingest_dataset(
-    lake: LakeTarget,
+    lake: Lake,
     source: ObjectStore,
     dataset_id: str,
     run_id: str,
@@ -144,32 +132,40 @@ def ingest_dataset(
     return result
 
 
-def _ingest_file(lake, source, row, run_id, run_alive) -> IngestResult:
+def dataset_partition(table: str, dataset_id: str) -> Partition:
+    """One dataset's rows of one of the frames tables, as the partition-write protocol takes it."""
+    key = "dataset_id" if table == DATASET_FILES else "frame_key"
+    return Partition(table, dataset_id, f"dataset_id = {quote(dataset_id)}", key, "dataset")
+
+
+def _ingest_file(lake: Lake, source, row, run_id, run_alive) -> IngestResult:
     dataset_id = row["dataset_id"]
-    with partition_lease(
-        lake.store, DATASET_FILES, dataset_id, run_id, run_alive=run_alive
-    ) as lease:
-        stored = files.store_file(source, row["source_uri"], lake.store, dataset_id)
-        lease.assert_held()
-        registry.record_file(
-            lake.uri(DATASET_FILES),
-            {
-                "dataset_id": dataset_id,
-                "source_uri": stored.source_uri,
-                "stored_uri": stored.stored_uri,
-                "copied": stored.copied,
-                "size": stored.size,
-                "sha256": stored.sha256,
-                "etag": stored.etag,
-                "dagster_run_id": run_id,
-                "stored_at": registry.now_utc(),
-            },
-            lake.storage_options,
-        )
-        lance_tables.ensure_dataset(
-            lake.uri(DATASET_FILES), dataset_files_schema(), lake.storage_options
-        )
-        summary = {"size": stored.size, "sha256": stored.sha256, "stored_uri": stored.stored_uri}
+    stored = files.store_file(source, row["source_uri"], lake, dataset_id)
+    record = {
+        "dataset_id": dataset_id,
+        "source_uri": stored.source_uri,
+        "stored_uri": stored.stored_uri,
+        "copied": stored.copied,
+        "size": stored.size,
+        "sha256": stored.sha256,
+        "etag": stored.etag,
+        "package_version": PACKAGE_VERSION,
+        "dagster_run_id": run_id,
+        "stored_at": registry.now_utc(),
+    }
+    schema = dataset_files_schema()
+    written = write_partition(
+        lake,
+        dataset_partition(DATASET_FILES, dataset_id),
+        schema,
+        [pa.RecordBatch.from_pylist([record], schema=schema)],
+        run_id=run_id,
+        run_alive=run_alive,
+        max_removed_fraction=None,  # one row, replaced by the file as it is now
+        volatile=("dagster_run_id", "stored_at"),
+    )
+    summary = {"size": stored.size, "sha256": stored.sha256, "stored_uri": stored.stored_uri}
+    if written.changed:
         registry.update_dataset(
             lake.uri(DATASETS),
             dataset_id,
@@ -184,64 +180,17 @@ def _ingest_file(lake, source, row, run_id, run_alive) -> IngestResult:
             },
             lake.storage_options,
         )
-    return IngestResult(dataset_id, "file", summary=summary, stored=stored)
+    return IngestResult(dataset_id, "file", written=written, summary=summary, stored=stored)
 
 
-def append_partition(
-    uri: str,
-    batches: Iterator[pa.RecordBatch],
-    schema: pa.Schema,
-    *,
-    storage_options: dict | None = None,
-    properties: dict[str, str] | None = None,
-    before_commit: Callable[[lance_tables.CommitResult], None] | None = None,
-) -> lance_tables.CommitResult:
-    """Add a partition that has no rows yet in one Append commit (fragments written first).
-
-    Only under the partition's lease, after checking it has no rows: two pure inserts of the same
-    partition would both succeed. Unlike merge_insert it does not join against the whole table,
-    so a first ingest costs the same however big frames.lance is. A stream that raises, or a
-    `before_commit` veto, commits nothing.
-    """
-    dataset = lance_tables.ensure_dataset(uri, schema, storage_options)
-    rows = [0]
-    error: list[BaseException] = []
-
-    def counted() -> Iterator[pa.RecordBatch]:
-        try:
-            for batch in batches:
-                rows[0] += batch.num_rows
-                yield batch
-        except BaseException as exc:
-            error.append(exc)
-            raise
-
-    reader = pa.RecordBatchReader.from_batches(schema, counted())
-    try:
-        transaction = write_fragments(
-            reader, dataset, schema=schema, return_transaction=True, storage_options=storage_options
-        )
-    except Exception:
-        if error:
-            raise error[0] from None
-        raise
-    transaction.transaction_properties = dict(properties or {})
-    preview = lance_tables.CommitResult(uri, -1, rows[0], rows[0], 0, 0)
-    if before_commit is not None:
-        before_commit(preview)
-    committed = lance.LanceDataset.commit(
-        uri, transaction, read_version=dataset.version, storage_options=storage_options
-    )
-    return lance_tables.CommitResult(uri, committed.version, rows[0], rows[0], 0, 0)
-
-
-def _ingest_frames(lake, source, row, run_id, run_alive, max_removed_fraction) -> IngestResult:
+def _ingest_frames(
+    lake: Lake, source, row, run_id, run_alive, max_removed_fraction
+) -> IngestResult:
     dataset_id = row["dataset_id"]
     positions = [p for p in (row.get("positions") or "").split(";") if p]
     fmt = row.get("format") or "auto"
     summary = IngestSummary(dataset_id)
     remote_uri = None if isinstance(source, LocalStore) else row["source_uri"]
-    partition_filter = f"dataset_id = {quote(dataset_id)}"
     with contextlib.ExitStack() as stack:
         location = row["source_uri"]
         if positions:
@@ -253,49 +202,26 @@ def _ingest_frames(lake, source, row, run_id, run_alive, max_removed_fraction) -
                 files.localized(source, location, with_siblings=ndtiff_file)
             )
             frame_source = open_frames(local, fmt)
-        with partition_lease(lake.store, FRAMES, dataset_id, run_id, run_alive=run_alive) as lease:
-            current = lance_tables.open_dataset(lake.uri(FRAMES), lake.storage_options)
-            existing = 0 if current is None else current.count_rows(filter=partition_filter)
 
-            def before_commit(preview: lance_tables.CommitResult) -> None:
-                lease.assert_held()
-                allowed = lance_tables.allowed_removals(existing, max_removed_fraction)
-                if allowed is not None and preview.rows_deleted > allowed:
-                    raise RemovalRefusedError(
-                        f"{dataset_id}: re-ingesting would remove {preview.rows_deleted} of its "
-                        f"{existing} frames (the source now yields {summary.frame_count}); "
-                        "nothing was committed. If the source really changed, re-run with "
-                        "max_removed_fraction 1.0 (asset config ops.frames.config)"
-                    )
-                if summary.frame_count == 0:
-                    raise InputError(
-                        frame_source.path, "no frames found", expected="at least one frame"
-                    )
+        def at_least_one_frame(rows: int) -> None:
+            if rows == 0:
+                raise InputError(
+                    frame_source.path, "no frames found", expected="at least one frame"
+                )
 
-            batches = frame_batches(
-                dataset_id, frame_source, run_id, summary, source_uri=remote_uri
-            )
-            properties = {"dagster_run_id": run_id, "partition": dataset_id}
-            if existing == 0:  # first ingest: an append, no join against the whole table
-                commit = append_partition(
-                    lake.uri(FRAMES),
-                    batches,
-                    frames_schema(),
-                    storage_options=lake.storage_options,
-                    properties=properties,
-                    before_commit=before_commit,
-                )
-            else:
-                commit = lance_tables.replace_partition(
-                    lake.uri(FRAMES),
-                    batches,
-                    frames_schema(),
-                    key="frame_key",
-                    partition_filter=partition_filter,
-                    storage_options=lake.storage_options,
-                    properties=properties,
-                    before_commit=before_commit,
-                )
+        written = write_partition(
+            lake,
+            dataset_partition(FRAMES, dataset_id),
+            frames_schema(),
+            frame_batches(dataset_id, frame_source, run_id, summary, source_uri=remote_uri),
+            run_id=run_id,
+            run_alive=run_alive,
+            max_removed_fraction=max_removed_fraction,
+            allow_hint="max_removed_fraction 1.0 (asset config ops.frames.config), if the source "
+            "really changed",
+            before_commit=at_least_one_frame,
+        )
+        if written.changed:
             registry.update_dataset(
                 lake.uri(DATASETS),
                 dataset_id,
@@ -309,4 +235,6 @@ def _ingest_frames(lake, source, row, run_id, run_alive, max_removed_fraction) -
                 },
                 lake.storage_options,
             )
-    return IngestResult(dataset_id, "frames", commit=commit, summary=summary.as_dict(frame_source))
+    return IngestResult(
+        dataset_id, "frames", written=written, summary=summary.as_dict(frame_source)
+    )

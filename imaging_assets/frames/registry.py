@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pyarrow as pa
 from lance.commit import CommitConflictError
@@ -19,13 +19,13 @@ from lance.commit import CommitConflictError
 from imaging_assets.core import lance_tables
 from imaging_assets.core.lance_tables import quote
 from imaging_assets.frames.manifest import ManifestEntry
-from imaging_assets.frames.schema import dataset_files_schema, datasets_schema
+from imaging_assets.frames.schema import (
+    dataset_files_schema,
+    datasets_schema,
+    now_utc,  # noqa: F401 - the registry's clock
+)
 
 RETRIES = 6
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def registered_contents(uri: str, storage_options: dict | None = None) -> dict[str, str]:

@@ -10,8 +10,12 @@ down (BTREE on keys and time, BITMAP on low-cardinality columns, NGRAM on the de
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import lance
 import pyarrow as pa
+
+from imaging_assets.core.lance_tables import addable
 
 DATASETS = "datasets"
 FRAMES = "frames"
@@ -25,7 +29,13 @@ alone in a batch is silently stored uncompressed (measured), and blobs read with
 UPLOAD_TYPES = ("file", "frames")
 FRAME_KEY_COLUMNS = ("dataset_id", "c", "z", "t", "p")
 
-_TS = pa.timestamp("us")
+_TS = pa.timestamp("us")  # UTC, stored naive (as the tables were first written)
+
+
+def now_utc() -> datetime:
+    """Now in UTC, naive like the frames tables' timestamp columns."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
 
 MANIFEST_COLUMNS = (
     "dataset_id",
@@ -97,6 +107,9 @@ def frames_schema() -> pa.Schema:
             pa.field("pixels", pa.large_binary(), metadata=ZSTD_LEVEL_1),
             lance.blob_field("pixels_blob"),
             pa.field("dagster_run_id", pa.string()),
+            # added later: older lakes gain them (null for frames written before)
+            addable(pa.field("package_version", pa.string())),
+            addable(pa.field("written_at", _TS)),
         ]
     )
 
@@ -113,6 +126,7 @@ def dataset_files_schema() -> pa.Schema:
             pa.field("etag", pa.string()),
             pa.field("dagster_run_id", pa.string()),
             pa.field("stored_at", _TS),
+            addable(pa.field("package_version", pa.string())),  # added later (null before)
         ]
     )
 

@@ -147,8 +147,9 @@ def verify_files(
     storage_options: dict | None = None,
     dataset_ids: Iterable[str] | None = None,
 ) -> VerifyReport:
-    """Re-hash stored uploads of type `file` (streamed) against their recorded sha256."""
-    from imaging_assets.frames.files import hash_object
+    """Re-hash stored uploads of type `file` (streamed) against their recorded sha256, at the
+    lake they are in now (a `lake:` reference resolves under `lake_store`'s root)."""
+    from imaging_assets.frames.files import hash_object, stored_location
 
     report = VerifyReport()
     table = reading._open(root, DATASET_FILES, storage_options)  # noqa: SLF001
@@ -156,8 +157,9 @@ def verify_files(
         return report
     for row in table.to_table(filter=_ids_filter(dataset_ids)).to_pylist():
         report.files_checked += 1
+        stored = stored_location(row["stored_uri"])
         try:
-            size, actual = hash_object(lake_store, row["stored_uri"])
+            size, actual = hash_object(lake_store, stored)
         except (MissingObjectError, OSError) as error:
             report.mismatches.append(
                 Mismatch(

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 import pyarrow.compute as pc
 
-from imaging_assets.core.lance_tables import open_dataset, partition_filter_for
+from imaging_assets.core.lance_tables import open_dataset
+from imaging_assets.jump.datasets import partition_filter_for
 
 PLATE_DATASETS = ("site_images", "well_profiles", "cell_profiles", "cell_crops")
 

@@ -18,11 +18,9 @@ import lance
 import numpy as np
 import pyarrow as pa
 
-from imaging_assets.core.lance_tables import quote
+from imaging_assets.core.lance_tables import open_dataset, quote
+from imaging_assets.stacks.datasets import SKELETONS, SLICES
 
-SLICES = "zstack_slices"
-SKELETONS = "skeletons"
-PROJECTIONS = "zstack_projections"
 PROVENANCE_COLUMNS = (
     "z",
     "raw_uri",
@@ -150,8 +148,13 @@ def open_stack(
 
 def skeleton(lake_root: str, specimen: str, storage_options: dict | None = None) -> pa.Table:
     """The specimen's SWC nodes in file order, each row with the SWC's raw URI, size and sha256."""
-    dataset = lance.dataset(dataset_uri(lake_root, SKELETONS), storage_options=storage_options)
-    table = dataset.to_table(filter=f"specimen = {quote(specimen)}").sort_by("line")
-    if table.num_rows == 0:
-        raise KeyError(f"specimen {specimen!r} has no skeleton in {dataset.uri}")
+    uri = dataset_uri(lake_root, SKELETONS)
+    dataset = open_dataset(uri, storage_options)
+    table = (
+        None
+        if dataset is None
+        else dataset.to_table(filter=f"specimen = {quote(specimen)}").sort_by("line")
+    )
+    if table is None or table.num_rows == 0:
+        raise KeyError(f"specimen {specimen!r} has no skeleton in {uri}")
     return table

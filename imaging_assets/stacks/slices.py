@@ -27,12 +27,8 @@ import pyarrow as pa
 import tifffile
 
 from imaging_assets.core.errors import MissingObjectError
+from imaging_assets.core.provenance import PACKAGE_VERSION
 from imaging_assets.core.stores import LocalStore, ObjectStore
-
-try:
-    from imaging_assets import __version__ as PACKAGE_VERSION
-except ImportError:  # pragma: no cover
-    PACKAGE_VERSION = "0.0.0+unknown"
 
 SLICES_SCHEMA = pa.schema(
     [

@@ -9,12 +9,15 @@ zero radius, children listed before their parents.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from imaging_assets.core.errors import InputError
+from imaging_assets.core.lance_tables import addable
 
 STANDARD_TYPES = {0: "undefined", 1: "soma", 2: "axon", 3: "basal_dendrite", 4: "apical_dendrite"}
 NODE_SCHEMA = pa.schema(
@@ -137,9 +140,13 @@ def _check_acyclic(file: str, by_id: dict[int, tuple], line_of: dict[int, int]) 
 
 
 def skeleton_schema() -> pa.Schema:
-    """Rows of `skeletons.lance`: the file's nodes plus specimen and the SWC's provenance."""
+    """Rows of `skeletons.lance`: the file's nodes plus specimen and the SWC's provenance.
+
+    `node_key` (`<specimen>__<node id>`) and `written_at` were added later: older lakes gain them
+    (null for rows written before)."""
     return pa.schema(
         [
+            addable(pa.field("node_key", pa.string())),
             pa.field("specimen", pa.string()),
             pa.field("split", pa.string()),
             *NODE_SCHEMA,
@@ -149,6 +156,7 @@ def skeleton_schema() -> pa.Schema:
             pa.field("raw_sha256", pa.string()),
             pa.field("package_version", pa.string()),
             pa.field("dagster_run_id", pa.string()),
+            addable(pa.field("written_at", pa.timestamp("us", tz="UTC"))),
         ]
     )
 
@@ -157,9 +165,19 @@ def with_provenance(nodes: pa.Table, specimen: str, split: str, provenance: dict
     """`nodes` with the specimen and the SWC's raw_uri, raw_size, raw_etag, raw_sha256, ... on
     every row."""
     schema = skeleton_schema()
-    values = {"specimen": specimen, "split": split, **provenance}
+    values = {
+        "specimen": specimen,
+        "split": split,
+        "written_at": dt.datetime.now(dt.UTC),
+        **provenance,
+    }
+    node_keys = pc.binary_join_element_wise(
+        pa.scalar(specimen), pc.cast(nodes["n"], pa.string()), "__"
+    )
     columns = [
-        nodes[f.name]
+        node_keys
+        if f.name == "node_key"
+        else nodes[f.name]
         if f.name in nodes.column_names
         else pa.array([values.get(f.name)] * nodes.num_rows, f.type)
         for f in schema

@@ -17,6 +17,10 @@ import pyarrow as pa
 import pytest
 
 from imaging_assets.core import lance_tables
+from imaging_assets.core.lake import Lake
+from imaging_assets.core.partition_write import Partition, write_partition
+from imaging_assets.core.s3 import S3Settings
+from imaging_assets_tests.lakes import partition_filter_for
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 
@@ -45,40 +49,43 @@ def _plate_batches(plate: str):
 
 
 def write_one_plate(args: tuple) -> str | None:
-    """In a worker process: wait for the common start, write the plate, index; the error or None."""
-    uri, options, plate, start_at = args
+    """In a worker process: wait for the common start, write the plate through the protocol
+    and bring the key index up to date; the error or None."""
+    root, endpoint, name, plate, start_at = args
+    lake = Lake.open(root, S3Settings(endpoint_url=endpoint))
+    partition = Partition(name, f"s__{plate}", partition_filter_for("s", plate), "site_key")
     while time.time() < start_at:
         time.sleep(0.001)
     try:
-        lance_tables.replace_partition(
-            uri,
-            lambda: _plate_batches(plate),
-            SCHEMA,
-            key="site_key",
-            partition_filter=lance_tables.partition_filter_for("s", plate),
-            storage_options=options,
+        written = write_partition(
+            lake, partition, SCHEMA, _plate_batches(plate), run_id=f"run-{plate}"
         )
-        lance_tables.ensure_key_index(uri, "site_key", options, max_unindexed_rows=0)
+        lance_tables.ensure_key_index(
+            lake.uri(name), "site_key", lake.storage_options, max_unindexed_rows=0
+        )
+        if written.rows != ROWS_PER_PLATE:
+            return f"{plate}: wrote {written.rows} rows"
     except Exception as error:
         return f"{plate}: {type(error).__name__}: {error}"
     return None
 
 
-def test_plates_released_at_once_into_a_new_dataset_all_land(s3_server, s3_bucket):
+def test_plates_released_at_once_into_a_new_dataset_all_land(s3_server, s3_bucket, monkeypatch):
     writers, rounds = 8, 6
+    for variable, value in s3_server.env().items():  # the workers inherit the credentials
+        monkeypatch.setenv(variable, value)
+    root = f"s3://{s3_bucket}/lake"
     options = s3_server.storage_options()
     failures: list[str] = []
     with multiprocessing.get_context("spawn").Pool(writers) as pool:
         pool.map(time.sleep, [0] * writers)  # workers started and imported before the first round
         for round_ in range(rounds):
-            uri = f"s3://{s3_bucket}/round{round_}.lance"
+            name = f"round{round_}"
+            uri = f"{root}/{name}.lance"
             start_at = time.time() + 1.0
             plates = [f"P{i}" for i in range(writers)]
-            errors = [
-                e
-                for e in pool.map(write_one_plate, [(uri, options, p, start_at) for p in plates])
-                if e
-            ]
+            jobs = [(root, s3_server.endpoint_url, name, p, start_at) for p in plates]
+            errors = [e for e in pool.map(write_one_plate, jobs) if e]
             failures += errors
             table = lance.dataset(uri, storage_options=options).to_table(
                 columns=["site_key", "plate"]

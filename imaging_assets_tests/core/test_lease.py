@@ -11,6 +11,7 @@ import lance
 import pyarrow as pa
 import pytest
 
+from imaging_assets.core.lake import Lake
 from imaging_assets.core.lease import (
     Lease,
     LeaseLostError,
@@ -21,6 +22,7 @@ from imaging_assets.core.lease import (
 )
 from imaging_assets.core.s3 import S3Settings
 from imaging_assets.core.stores import LocalStore, S3Store
+from imaging_assets_tests.lakes import partition_filter_for
 
 
 def _plant(store, dataset: str, partition: str, generation: int, body: bytes) -> None:
@@ -213,14 +215,14 @@ def test_maintenance_blocks_writers(tmp_path):
         pass
 
 
-def _first_write_race(
-    store, uri: str, storage_options, trial: int, contenders: int = 3
-) -> list[str]:
-    """Contenders write the first rows of one plate at once, each under the lease."""
-    from imaging_assets.core.lance_tables import partition_filter_for, replace_partition
+def _first_write_race(lake, trial: int, contenders: int = 3) -> list[str]:
+    """Contenders write the first rows of one plate at once through the partition-write protocol
+    (which takes the plate's lease); the losers are busy, the rows land once."""
+    from imaging_assets.core.partition_write import Partition, write_partition
 
     schema = pa.schema([("key", pa.string()), ("source", pa.string()), ("plate", pa.string())])
     plate = f"P{trial}"
+    partition = Partition("d", f"s__{plate}", partition_filter_for("s", plate), "key")
     barrier = threading.Barrier(contenders)
 
     def rows():
@@ -232,39 +234,24 @@ def _first_write_race(
 
     def contend(n: int) -> None:
         barrier.wait()
-        with (
-            contextlib.suppress(PartitionBusyError),
-            partition_lease(store, "d", f"s__{plate}", f"run-{trial}-{n}"),
-        ):
-            replace_partition(
-                uri,
-                rows(),
-                schema,
-                key="key",
-                partition_filter=partition_filter_for("s", plate),
-                storage_options=storage_options,
-            )
+        with contextlib.suppress(PartitionBusyError):
+            write_partition(lake, partition, schema, rows(), run_id=f"run-{trial}-{n}")
 
     threads = [threading.Thread(target=contend, args=(n,)) for n in range(contenders)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    table = lance.dataset(uri, storage_options=storage_options).to_table(
+    table = lance.dataset(lake.uri("d"), storage_options=lake.storage_options).to_table(
         filter=f"plate = '{plate}'"
     )
     return table["key"].to_pylist()
 
 
 def test_concurrent_first_writes_of_a_plate_land_once_locally(tmp_path):
-    from imaging_assets.core.lance_tables import ensure_dataset
-
-    schema = pa.schema([("key", pa.string()), ("source", pa.string()), ("plate", pa.string())])
-    uri = str(tmp_path / "d.lance")
-    ensure_dataset(uri, schema)
-    store = LocalStore(tmp_path)
+    lake = Lake.open(tmp_path)
     for trial in range(5):
-        keys = _first_write_race(store, uri, None, trial)
+        keys = _first_write_race(lake, trial)
         assert sorted(keys) == [f"P{trial}-k{i}" for i in range(4)]
 
 
@@ -272,18 +259,12 @@ def test_concurrent_first_writes_of_a_plate_land_once_locally(tmp_path):
 @pytest.mark.slow
 def test_concurrent_first_writes_of_a_plate_land_once_on_s3(s3_server, s3_bucket, monkeypatch):
     """Bounded stress test on SeaweedFS: 12 plates, 3 runs each writing its first rows at once."""
-    from imaging_assets.core.lance_tables import ensure_dataset
-
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)
-    schema = pa.schema([("key", pa.string()), ("source", pa.string()), ("plate", pa.string())])
-    options = s3_server.storage_options()
-    uri = f"s3://{s3_bucket}/lake/d.lance"
-    ensure_dataset(uri, schema, options)
-    store = S3Store(f"s3://{s3_bucket}/lake", S3Settings(endpoint_url=s3_server.endpoint_url))
+    lake = Lake.open(f"s3://{s3_bucket}/lake", S3Settings(endpoint_url=s3_server.endpoint_url))
     duplicated = []
     for trial in range(12):
-        keys = _first_write_race(store, uri, options, trial)
+        keys = _first_write_race(lake, trial)
         assert set(keys) == {f"P{trial}-k{i}" for i in range(4)}
         duplicated.append(len(keys) - len(set(keys)))
     assert duplicated == [0] * 12

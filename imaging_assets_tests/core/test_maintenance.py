@@ -8,12 +8,15 @@ from datetime import timedelta
 import lance
 import pyarrow as pa
 import pytest
+from lance.fragment import write_fragments
 
 from imaging_assets.cli.main import main
-from imaging_assets.core.lance_tables import ensure_dataset, partition_filter_for, replace_partition
+from imaging_assets.core.lake import Lake
 from imaging_assets.core.lease import Lease, PartitionBusyError
 from imaging_assets.core.maintenance import clean_dataset
+from imaging_assets.core.partition_write import Partition, write_partition
 from imaging_assets.core.stores import LocalStore
+from imaging_assets_tests.lakes import partition_filter_for
 
 SCHEMA = pa.schema([("key", pa.string()), ("source", pa.string()), ("plate", pa.string())])
 
@@ -29,24 +32,13 @@ def _data_files(uri: str) -> int:
 
 
 def _lake_with_a_refused_write(tmp_path) -> str:
+    """A plate committed, then a write that staged its data files and died before its commit
+    (a kill between staging and committing: nothing references those files)."""
     uri = str(tmp_path / "site_images.lance")
-    ensure_dataset(uri, SCHEMA)
-    replace_partition(
-        uri, _rows("P1", 3), SCHEMA, key="key", partition_filter=partition_filter_for("s", "P1")
-    )
-
-    def veto(_preview):
-        raise RuntimeError("refused")
-
-    with pytest.raises(RuntimeError, match="refused"):
-        replace_partition(
-            uri,
-            _rows("P1", 1),
-            SCHEMA,
-            key="key",
-            partition_filter=partition_filter_for("s", "P1"),
-            before_commit=veto,
-        )
+    lake = Lake.open(tmp_path)
+    partition = Partition("site_images", "s__P1", partition_filter_for("s", "P1"), "key")
+    write_partition(lake, partition, SCHEMA, _rows("P1", 3), run_id="run-1")
+    write_fragments(pa.Table.from_batches(_rows("P1", 1)), uri, schema=SCHEMA)  # never committed
     return uri
 
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from imaging_assets.core.lake import Lake
-from imaging_assets.core.lance_tables import RemovalRefusedError, partition_filter_for
+from imaging_assets.core.lance_tables import RemovalRefusedError
 from imaging_assets.core.lease import Lease
 from imaging_assets.core.partition_write import (
     Partition,
@@ -19,6 +19,7 @@ from imaging_assets.core.partition_write import (
     record_key,
     write_partition,
 )
+from imaging_assets_tests.lakes import partition_filter_for
 
 SCHEMA = pa.schema(
     [
@@ -219,3 +220,36 @@ def test_schema_evolution_adds_columns_for_writers_that_lack_them(lake):
     write_partition(lake, _plate("P2"), wide, [batch], run_id="r", evolve=True)
     rows = lance.dataset(lake.uri("things")).to_table().to_pylist()
     assert {r["key"]: r["extra"] for r in rows} == {"P1-0": None, "P1-1": None, "P2-0": 0.5}
+
+
+def test_a_commit_preempted_by_another_partitions_schema_change_is_rebased(lake, monkeypatch):
+    """Profiles of another source add a column (Lance `Merge`) between P1's read and commit:
+    P1's staged files, written without that column, are committed on the wider version and
+    read the new column as null. Nothing is streamed twice."""
+    _write(lake, "P0", 2, evolve=True)
+    wider = SCHEMA.append(pa.field("extra", pa.int64()))
+    other = pa.RecordBatch.from_pylist(
+        [{"key": "OTHER-0", "source": "s", "plate": "OTHER", "value": 1, "extra": 3}], schema=wider
+    )
+    streamed = []
+
+    def p1_rows():
+        streamed.append(1)
+        yield from _batches("P1", 4)
+
+    _before_p1_commits(
+        monkeypatch,
+        lambda: write_partition(lake, _plate("OTHER"), wider, [other], run_id="o", evolve=True),
+    )
+    write_partition(lake, _plate("P1"), SCHEMA, p1_rows(), run_id="run-p1", evolve=True)
+    rows = lance.dataset(lake.uri("things")).to_table().to_pylist()
+    assert sorted((r["key"], r["extra"]) for r in rows) == [
+        ("OTHER-0", 3),
+        ("P0-0", None),
+        ("P0-1", None),
+        ("P1-0", None),
+        ("P1-1", None),
+        ("P1-2", None),
+        ("P1-3", None),
+    ]
+    assert streamed == [1]

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from imaging_assets.core.lake import Lake
 from imaging_assets.core.stores import LocalStore
 from imaging_assets.demo.gallery.frames import FrameSamples, generate_frame_samples
-from imaging_assets.frames.lake import LakeTarget, ingest_dataset, register_manifest
+from imaging_assets.frames.lake import ingest_dataset, register_manifest
 
 NDTIFF = Path("micromanager_ndtiff") / "12_bit_pycromanager_mda"
 
 
-def local_lake(root: Path) -> LakeTarget:
-    store = LocalStore(root)
-    return LakeTarget(root=store.root, store=store)
+def local_lake(root: Path) -> Lake:
+    return Lake.open(root)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def samples(tmp_path_factory) -> FrameSamples:
 
 
 @pytest.fixture(scope="module")
-def ingested(samples, tmp_path_factory) -> LakeTarget:
+def ingested(samples, tmp_path_factory) -> Lake:
     """Every sample dataset registered and ingested into a fresh local lake."""
     lake = local_lake(tmp_path_factory.mktemp("frames_lake"))
     source = LocalStore(samples.root)

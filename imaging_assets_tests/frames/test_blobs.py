@@ -3,12 +3,13 @@
 import lance
 import numpy as np
 
+from imaging_assets.core.partition_write import write_partition
 from imaging_assets.core.stores import LocalStore
 from imaging_assets.demo.gallery.frames import write_ome
 from imaging_assets.frames import reading, verify
 from imaging_assets.frames.ingest import IngestSummary, frame_batches
-from imaging_assets.frames.lake import append_partition, ingest_dataset, register_manifest
-from imaging_assets.frames.schema import frames_schema
+from imaging_assets.frames.lake import dataset_partition, ingest_dataset, register_manifest
+from imaging_assets.frames.schema import FRAMES, frames_schema
 from imaging_assets.frames.splitters import open_frames
 from imaging_assets_tests.frames.conftest import local_lake
 
@@ -27,13 +28,15 @@ def test_big_frames_are_stored_as_blobs_and_read_back(tmp_path):
     ingest_dataset(lake, source, DATASET, "r2")  # registers the summary, small frames inline
 
     # the same frames again, with a threshold that sends every frame to the blob column
-    uri = f"{lake.root}/frames.lance"
-    lance.dataset(uri).delete(f"dataset_id = '{DATASET}'")
+    uri = lake.uri("frames")
     summary = IngestSummary(DATASET)
     batches = frame_batches(
         DATASET, open_frames(tmp_path / "src" / "big.ome.tif"), "r3", summary, blob_threshold=1000
     )
-    append_partition(uri, batches, frames_schema())
+    written = write_partition(
+        lake, dataset_partition(FRAMES, DATASET), frames_schema(), batches, run_id="r3"
+    )
+    assert written.changed and written.rows == 4
     assert summary.blob_frames == 4
     stored = lance.dataset(uri).to_table(columns=["pixels"]).column("pixels").to_pylist()
     assert stored == [None] * 4

@@ -10,12 +10,12 @@ import pyarrow as pa
 import pytest
 import tifffile
 
-from imaging_assets.core.lance_tables import partition_filter_for, replace_partition
 from imaging_assets.core.objects import FetchedObject
 from imaging_assets.jump.images import process_sites, site_tasks_from_table
 from imaging_assets.jump.schemas import site_images_schema
 from imaging_assets.processing import center_crop, get_recipe
 from imaging_assets.read import open_lake
+from imaging_assets_tests.lakes import write_plate
 
 CHANNELS = ["DNA", "AGP"]
 
@@ -57,13 +57,7 @@ def lake(tmp_path_factory):
         workers=2,
         run_id="r1",
     )
-    replace_partition(
-        str(root / "site_images.lance"),
-        result.batches(),
-        site_images_schema(CHANNELS),
-        key="site_key",
-        partition_filter=partition_filter_for("s", "P"),
-    )
+    write_plate(root, "site_images", "s__P", site_images_schema(CHANNELS), result.batches())
     return open_lake(str(root)), images
 
 

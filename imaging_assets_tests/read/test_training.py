@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 import tifffile
 
-from imaging_assets.core.lance_tables import ensure_dataset, partition_filter_for, replace_partition
+from imaging_assets.core.lance_tables import ensure_dataset
 from imaging_assets.core.objects import FetchedObject
 from imaging_assets.demo.gallery.cells import draw_channel, make_layout
 from imaging_assets.jump.images import (
@@ -25,6 +25,7 @@ from imaging_assets.jump.images import (
 from imaging_assets.jump.schemas import ZSTD_LEVEL_1, site_images_schema
 from imaging_assets.processing import apply_recipe, center_crop, get_recipe
 from imaging_assets.read import SiteDataset, open_lake
+from imaging_assets_tests.lakes import write_plate
 
 CHANNELS = ["DNA", "AGP", "Mito"]
 SITES = 9
@@ -83,13 +84,7 @@ def _write(
             pa.RecordBatch.from_arrays([b.column(n) for n in schema.names], schema=schema)
             for b in batches
         )
-    replace_partition(
-        str(root / "site_images.lance"),
-        batches,
-        schema or site_images_schema(CHANNELS),
-        key="site_key",
-        partition_filter=partition_filter_for("s", "P"),
-    )
+    write_plate(root, "site_images", "s__P", schema or site_images_schema(CHANNELS), batches)
 
 
 def _expected(folder: Path, n: int) -> np.ndarray:

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import tifffile
 
+from imaging_assets.core.lake import Lake
+from imaging_assets.core.partition_write import write_partition
 from imaging_assets.core.stores import open_store
 from imaging_assets.demo.gallery.stacks import generate_stacks
-from imaging_assets.stacks.commit import replace_specimen
+from imaging_assets.stacks.datasets import SLICES, specimen_partition
 from imaging_assets.stacks.layout import SLICE, LayoutRules
 from imaging_assets.stacks.manifest import scan
 from imaging_assets.stacks.reading import dataset_uri, open_stack
@@ -35,12 +37,14 @@ def _ingest(collection, lake: Path, specimen: str, **options):
         run_id="run-1",
         **options,
     )
-    commit = replace_specimen(
-        dataset_uri(str(lake), "zstack_slices"),
-        stream.batches(),
+    commit = write_partition(
+        Lake.open(lake),
+        specimen_partition(SLICES, specimen),
         SLICES_SCHEMA,
-        specimen,
-        properties={"dagster_run_id": "run-1"},
+        stream.batches(),
+        run_id="run-1",
+        max_removed_fraction=None,
+        max_rows_per_file=64,
         allow_external_blobs=options.get("reference", False),
     )
     return stream, commit
@@ -71,7 +75,7 @@ def test_window_reads_equal_the_raw_tiffs(collection, tmp_path, specimen):
 
 def test_provenance_of_every_slice(collection, tmp_path):
     stream, commit = _ingest(collection, tmp_path / "lake", "neuron_002")
-    assert stream.slices_written == 6 and commit.version == 2
+    assert stream.slices_written == 6 and commit.version == 2 and commit.rows == 6
     stack = open_stack(str(tmp_path / "lake"), "neuron_002")
     for row in stack.provenance["slices"]:
         data = Path(row["raw_uri"]).read_bytes()
@@ -81,41 +85,48 @@ def test_provenance_of_every_slice(collection, tmp_path):
         assert row["tiff_compression"] == "adobe_deflate"
         assert row["dagster_run_id"] == "run-1"
     ds = lance.dataset(dataset_uri(str(tmp_path / "lake"), "zstack_slices"))
-    assert ds.get_transactions(1)[0].transaction_properties == {"dagster_run_id": "run-1"}
+    properties = ds.get_transactions(1)[0].transaction_properties
+    assert properties["dagster_run_id"] == "run-1" and properties["partition"] == "neuron_002"
 
 
-def test_rerun_replaces_the_specimen_in_one_commit(collection, tmp_path):
+def test_rerun_replaces_the_specimen_in_one_commit_or_none_when_unchanged(collection, tmp_path):
     lake = tmp_path / "lake"
     _ingest(collection, lake, "neuron_001")
     _ingest(collection, lake, "neuron_002")
     before = lance.dataset(dataset_uri(str(lake), "zstack_slices"))
+    _, unchanged = _ingest(collection, lake, "neuron_001")
+    assert not unchanged.changed and lance.dataset(before.uri).version == before.version
+    tifffile.imwrite(collection.slice_path("neuron_001", 2), _raw(collection, "neuron_001")[2] + 1)
     _, commit = _ingest(collection, lake, "neuron_001")
     after = lance.dataset(dataset_uri(str(lake), "zstack_slices"))
-    assert after.version == before.version + 1 and commit.rows_deleted == 6
+    assert after.version == before.version + 1 and commit.changed and commit.rows_before == 6
     assert after.count_rows() == 12
     assert after.count_rows(filter="specimen = 'neuron_002'") == 6
 
 
 def test_concurrent_commits_of_two_specimens_both_land(collection, tmp_path):
     lake = tmp_path / "lake"
-    _ingest(collection, lake, "neuron_001")
+    _ingest(collection, lake, "neuron_002")
     uri = dataset_uri(str(lake), "zstack_slices")
+
+    def meanwhile(_rows):  # another specimen commits between this run's staging and its commit
+        _ingest(collection, lake, "neuron_003")
+
     store = open_store(collection.root)
-    manifest = scan(store, LayoutRules()).manifest
-
-    def stream(specimen):
-        return SliceStream(store, specimen, "train", manifest.files_of(specimen, SLICE)).batches()
-
-    def meanwhile(_preview):  # another specimen commits between this run's read and its commit
-        replace_specimen(uri, stream("neuron_003"), SLICES_SCHEMA, "neuron_003")
-
-    replace_specimen(
-        uri, stream("neuron_001"), SLICES_SCHEMA, "neuron_001", before_commit=meanwhile
+    rows = scan(store, LayoutRules()).manifest.files_of("neuron_001", SLICE)
+    write_partition(
+        Lake.open(lake),
+        specimen_partition(SLICES, "neuron_001"),
+        SLICES_SCHEMA,
+        SliceStream(store, "neuron_001", "train", rows).batches(),
+        run_id="run-2",
+        max_removed_fraction=None,
+        before_commit=meanwhile,
     )
     ds = lance.dataset(uri)
     assert ds.count_rows(filter="specimen = 'neuron_001'") == 6
     assert ds.count_rows(filter="specimen = 'neuron_003'") == 6
-    assert ds.count_rows() == 12
+    assert ds.count_rows() == 18
 
 
 def _break(collection, kind: str) -> int:
@@ -162,7 +173,7 @@ def test_size_changed_since_listing_is_truncated(collection, tmp_path):
 def test_tolerated_failures_write_the_good_slices(collection, tmp_path):
     _break(collection, "empty")
     stream, commit = _ingest(collection, tmp_path / "lake", "neuron_001", tolerate_failures=True)
-    assert stream.slices_written == 5 and commit.rows_written == 5
+    assert stream.slices_written == 5 and commit.rows == 5
     assert [(f.z, f.kind) for f in stream.failures] == [(3, "empty")]
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
+from imaging_assets.core.lake import Lake
 from imaging_assets.core.s3 import DEFAULT_REGION, S3Settings
 from imaging_assets.core.stores import ObjectStore, open_store
 
@@ -68,6 +69,11 @@ class LakeResource(StoreResource):
     def storage_options(self) -> dict[str, str] | None:
         """Lance storage options built from the same settings as the boto3 client."""
         return self.s3_settings().lance_storage_options() if self.is_s3 else None
+
+    def handle(self) -> Lake:
+        """The core lake handle (root, store, storage options) the domains write through."""
+        root = self.root.rstrip("/") if self.is_s3 else self.store().root
+        return Lake(root, self.store(), self.storage_options())
 
 
 def _env_store_kwargs(role: str) -> dict:

@@ -23,26 +23,19 @@ from pydantic import Field
 from imaging_assets.core.errors import InputError, MissingObjectError
 from imaging_assets.core.lance_tables import RemovalRefusedError
 from imaging_assets.defs.common.catalog import OWNERS, tags
-from imaging_assets.defs.common.lake_writes import RerunGuardConfig, run_alive_in
+from imaging_assets.defs.common.lake_writes import RerunGuardConfig, run_alive_in, write_metadata
 from imaging_assets.defs.common.stores import LakeResource, SourceResource
 from imaging_assets.defs.frames.partitions import DATASETS_PARTITIONS_NAME, datasets_partitions
 from imaging_assets.frames import verify
 from imaging_assets.frames.lake import (
-    LakeTarget,
     ingest_dataset,
     register_manifest,
 )
-from imaging_assets.frames.schema import DATASETS, FRAMES
+from imaging_assets.frames.schema import DATASETS, dataset_files_schema, frames_schema
 
 GROUP = "frames"
 DEFAULT_MANIFEST = os.environ.get("IMAGING_ASSETS_FRAMES_MANIFEST", "frames/manifest.csv")
 CHECK_SAMPLE_FRAMES = 8
-
-
-def lake_target(lake: LakeResource) -> LakeTarget:
-    """The lake root as the frames module wants it (absolute path or s3:// URI)."""
-    root = lake.dataset_uri("_")[: -len("/_.lance")]
-    return LakeTarget(root=root, store=lake.store(), storage_options=lake.storage_options())
 
 
 class ImagingDatasetsConfig(Config):
@@ -73,7 +66,7 @@ def imaging_datasets(
     source: SourceResource,
     lake: LakeResource,
 ) -> MaterializeResult:
-    target = lake_target(lake)
+    target = lake.handle()
     try:
         registration = register_manifest(
             target, source.store(), config.manifest, context.run.run_id
@@ -128,7 +121,7 @@ def frames(
     source: SourceResource,
     lake: LakeResource,
 ) -> MaterializeResult:
-    target = lake_target(lake)
+    target = lake.handle()
     dataset_id = context.partition_key
     run_id = context.run.run_id
     try:
@@ -151,14 +144,10 @@ def frames(
     }
     checks = []
     if result.upload_type == "frames":
-        commit = result.commit
         metadata.update(
             {
-                "dataset_uri": MetadataValue.path(target.uri(FRAMES)),
-                "dataset_version": commit.version,
+                **write_metadata(result.written, frames_schema(), result.seconds, "frames"),
                 "frames": result.frames,
-                "frames_removed": commit.rows_deleted,
-                "frames_per_second": round(result.frames / max(result.seconds, 1e-9), 1),
             }
         )
         keys = verify.sample_frame_keys(
@@ -166,7 +155,12 @@ def frames(
         )
         report = verify.verify_frames(target.root, target.storage_options, frame_keys=keys)
     else:
-        metadata["stored_uri"] = MetadataValue.path(result.stored.stored_uri)
+        metadata.update(
+            {
+                **write_metadata(result.written, dataset_files_schema(), result.seconds),
+                "stored_uri": MetadataValue.path(target.resolve(result.stored.stored_uri)),
+            }
+        )
         report = verify.verify_files(
             target.root, target.store, target.storage_options, [dataset_id]
         )

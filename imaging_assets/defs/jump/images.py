@@ -1,14 +1,13 @@
 """Asset `site_images` (per plate): sampled sites fetched, decoded, processed and written to Lance.
 
-The work is done by imaging_assets.jump.images (a stream of record batches) and
-imaging_assets.core.lance_tables (one merge_insert commit per plate); this module wires config,
-resources, logging, metadata and the checks that run with every materialization.
+The work is done by imaging_assets.jump.images (a stream of record batches) and core's
+partition-write protocol (one commit per plate, none when nothing changed); this module wires
+config, resources, logging, metadata and the checks that run with every materialization.
 """
 
 import base64
 import hashlib
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import lance
@@ -27,21 +26,14 @@ from dagster import (
 )
 from pydantic import Field, field_validator
 
-from imaging_assets.core.lance_tables import open_dataset
 from imaging_assets.defs.common.catalog import OWNERS, for_partition, tags
-from imaging_assets.defs.common.lake_writes import (
-    RerunGuardConfig,
-    commit_metadata,
-    plate_filter,
-    run_alive_in,
-    write_plate,
-)
+from imaging_assets.defs.common.lake_writes import RerunGuardConfig, write, write_metadata
 from imaging_assets.defs.common.stores import LakeResource, SourceResource
 from imaging_assets.defs.jump.partitions import plates_partitions
 from imaging_assets.defs.jump.sampling import SIGNATURE, latest_metadata_text
 from imaging_assets.jump.channels import CELL_PAINTING_CHANNELS
+from imaging_assets.jump.datasets import FAILED_IMAGES, SITE_IMAGES, plate_filter, plate_partition
 from imaging_assets.jump.images import (
-    PlateResult,
     TooManyFailures,
     contact_sheet,
     process_sites,
@@ -51,8 +43,6 @@ from imaging_assets.jump.schemas import failed_images_schema, site_images_schema
 from imaging_assets.processing import DEFAULT_MAX_PIXELS, RECIPES, codec_name, get_recipe
 
 GROUP = "images"
-SITE_IMAGES = "site_images"
-FAILED_IMAGES = "failed_images"
 MD5_SAMPLE_SITES = 3
 
 
@@ -135,28 +125,18 @@ def _failure_summary(failures: pa.Table) -> dict[str, int]:
     return {row["error_kind"]: row["uri_count"] for row in kinds}
 
 
-def _write_failures(
-    lake: LakeResource, failures: pa.Table, partition_key: str, run_id: str
-) -> None:
-    """Replace this plate's rows in failed_images (an empty table clears earlier failures).
-
-    Nothing to change (no failures now, none recorded for the plate) commits nothing, so clean
-    re-runs do not add a Lance version each time.
-    """
+def _write_failures(context: AssetExecutionContext, lake: LakeResource, failures: pa.Table) -> None:
+    """Make this plate's rows of failed_images exactly `failures` (none: earlier ones go). The
+    protocol commits nothing when they are what the last run recorded."""
     schema = failed_images_schema()
-    if failures.num_rows == 0:
-        existing = open_dataset(lake.dataset_uri(FAILED_IMAGES), lake.storage_options())
-        if existing is None or existing.count_rows(filter=plate_filter(partition_key)) == 0:
-            return
-    write_plate(
+    write(
+        context,
         lake,
-        FAILED_IMAGES,
-        partition_key,
-        run_id,
-        failures.cast(schema).to_batches(),
+        plate_partition(FAILED_IMAGES, context.partition_key),
         schema,
-        key="failure_key",
+        failures.cast(schema).to_batches(),
         max_removed_fraction=None,  # failures that no longer occur are meant to go
+        volatile=("dagster_run_id", "failed_at"),
     )
 
 
@@ -279,51 +259,37 @@ def site_images(
             last_log[0] = now
             context.log.info(f"{context.partition_key}: {done}/{total} sites processed")
 
-    store = source.store()
-    attempts: list[PlateResult] = []  # one per reading of the stream; the last one committed
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        """The plate's stream, anew each time: a commit that another plate's commit preempted
-        is redone (the plate is processed again: rare, and better than failing the run)."""
-        attempts.append(
-            process_sites(
-                tasks,
-                store.read,
-                recipe=recipe,
-                channels=channels,
-                workers=config.workers,
-                run_id=run_id,
-                expected_shape=tuple(config.expected_shape) if config.expected_shape else None,
-                expected_dtype=config.expected_dtype,
-                max_pixels=config.max_pixels,
-                batch_rows=config.batch_rows,
-                max_failed_fraction=config.max_failed_fraction,
-                progress=progress,
-                codec=config.codec,
-            )
-        )
-        return attempts[-1].batches()
-
+    result = process_sites(
+        tasks,
+        source.store().read,
+        recipe=recipe,
+        channels=channels,
+        workers=config.workers,
+        run_id=run_id,
+        expected_shape=tuple(config.expected_shape) if config.expected_shape else None,
+        expected_dtype=config.expected_dtype,
+        max_pixels=config.max_pixels,
+        batch_rows=config.batch_rows,
+        max_failed_fraction=config.max_failed_fraction,
+        progress=progress,
+        codec=config.codec,
+    )
     try:
-        commit = write_plate(
+        written = write(
+            context,
             lake,
-            SITE_IMAGES,
-            context.partition_key,
-            run_id,
-            batches,
+            plate_partition(SITE_IMAGES, context.partition_key),
             schema,
-            key="site_key",
-            index_key=True,
-            run_alive=run_alive_in(context.instance),
+            result.batches(),
+            index_columns=("site_key",),
             max_removed_fraction=1.0 if resampled else config.max_removed_fraction,
-            config_hint=(
+            allow_hint=(
                 "ops.site_images.config.max_removed_fraction: 1.0 (or change the sampling "
                 "config: re-sampled plates may drop sites)"
             ),
         )
     except TooManyFailures as error:
-        result = attempts[-1]
-        _write_failures(lake, result.failures_table(), context.partition_key, run_id)
+        _write_failures(context, lake, result.failures_table())
         raise Failure(
             description=f"{context.partition_key}: {error}; site_images left unchanged",
             metadata={
@@ -333,19 +299,18 @@ def site_images(
                 "expected_raw_image": MetadataValue.json(result.expected()),
             },
         ) from error
-    result = attempts[-1]
     failures = result.failures_table()
-    _write_failures(lake, failures, context.partition_key, run_id)
+    _write_failures(context, lake, failures)
 
     dataset = lance.dataset(uri, storage_options=options)
     seconds = max(result.seconds, 1e-9)
     metadata: dict[str, Any] = {
-        **commit_metadata(uri, commit, result.sites_ok, seconds, "sites", schema),
+        **write_metadata(written, schema, seconds, "sites"),
         **({SIGNATURE: sampling} if sampling else {}),
         "sites_failed": result.sites_failed,
         "images": result.images,
         "raw_bytes_read": result.raw_bytes,
-        "bytes_written": result.processed_bytes,
+        "processed_bytes": result.processed_bytes,
         "images_per_second": round(result.images / seconds, 1),
         "seconds": round(result.seconds, 2),
         "recipe": MetadataValue.json(
@@ -371,7 +336,7 @@ def site_images(
         }
     context.log.info(
         f"{context.partition_key}: {result.sites_ok} sites written ({result.sites_failed} failed) "
-        f"at {metadata['images_per_second']} images/s; {uri} v{commit.version}"
+        f"at {metadata['images_per_second']} images/s; {uri} v{written.version} ({written.outcome})"
     )
     checks = _checks(dataset, partition_filter, result.sites_ok, channels, source)
     return MaterializeResult(

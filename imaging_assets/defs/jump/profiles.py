@@ -3,7 +3,7 @@
 Profiles carry the same keys as site_images (source, plate, well, site_key, cell_id), so a feature
 row joins back to its images, and the images to their raw objects. Parsing, the single-cell join,
 digest verification and cropping live in imaging_assets.jump.profiles; these assets fetch, stream, commit
-one plate per commit and report.
+write one commit per plate (none when nothing changed) and report.
 """
 
 import time
@@ -30,17 +30,18 @@ from pydantic import Field
 from imaging_assets.core import lance_tables
 from imaging_assets.core.errors import MissingObjectError
 from imaging_assets.defs.common.catalog import OWNERS, for_partition, tags
-from imaging_assets.defs.common.lake_writes import (
-    RerunGuardConfig,
-    commit_metadata,
-    plate_filter,
-    run_alive_in,
-    write_plate,
-)
+from imaging_assets.defs.common.lake_writes import RerunGuardConfig, write, write_metadata
 from imaging_assets.defs.common.stores import LakeResource, SourceResource
-from imaging_assets.defs.jump.images import SITE_IMAGES
 from imaging_assets.defs.jump.partitions import plates_partitions
 from imaging_assets.jump import layout
+from imaging_assets.jump.datasets import (
+    CELL_CROPS,
+    CELL_PROFILES,
+    SITE_IMAGES,
+    WELL_PROFILES,
+    plate_filter,
+    plate_partition,
+)
 from imaging_assets.jump.images import site_array
 from imaging_assets.jump.plates import plate_row
 from imaging_assets.jump.profiles import (
@@ -55,9 +56,6 @@ from imaging_assets.jump.profiles import (
 )
 
 GROUP = "profiles"
-WELL_PROFILES = "well_profiles"
-CELL_PROFILES = "cell_profiles"
-CELL_CROPS = "cell_crops"
 PROFILES_CODE_VERSION = "2"  # bump when parsing, joins or cropping change what is written
 
 
@@ -123,24 +121,23 @@ def well_profiles(
         batch=plate["batch"],
         plate=plate["plate"],
     )
-    uri = lake.dataset_uri(WELL_PROFILES)
-    commit = write_plate(
+    written = write(
+        context,
         lake,
-        WELL_PROFILES,
-        context.partition_key,
-        context.run.run_id,
-        table.to_batches,  # replayable: a preempted commit is redone
+        plate_partition(WELL_PROFILES, context.partition_key),
         table.schema,
-        key="well_key",
+        table.to_batches(),
         evolve=True,
-        run_alive=run_alive_in(context.instance),
         max_removed_fraction=config.max_removed_fraction,
     )
     seconds = time.perf_counter() - started
-    context.log.info(f"{fetched.uri}: {table.num_rows} wells in {seconds:.2f} s -> {uri}")
+    context.log.info(
+        f"{fetched.uri}: {table.num_rows} wells in {seconds:.2f} s -> {written.uri} "
+        f"({written.outcome})"
+    )
     return MaterializeResult(
         metadata={
-            **commit_metadata(uri, commit, table.num_rows, seconds, "rows", table.schema),
+            **write_metadata(written, table.schema, seconds, "rows"),
             "profiles_found": True,
             "features": sum(1 for name in table.column_names if not name.startswith("Metadata_")),
             "source_uri": fetched.uri,
@@ -199,7 +196,6 @@ def cell_profiles(
     plate = plate_row(plate_index, context.partition_key, context.run.tags)
     store = source.store()
     key = layout.backend_sqlite_key(plate["source"], plate["batch"], plate["plate"])
-    uri = lake.dataset_uri(CELL_PROFILES)
     partition_filter = plate_filter(context.partition_key)
     names = {"source": plate["source"], "batch": plate["batch"], "plate": plate["plate"]}
     started = time.perf_counter()
@@ -225,7 +221,6 @@ def cell_profiles(
         counted = {"rows": 0, "batches": 0}
 
         def batches() -> Iterator[pa.RecordBatch]:
-            counted["rows"] = counted["batches"] = 0  # a preempted commit reads them again
             for batch in iter_cell_profiles(
                 sqlite_path, store.uri(key), images_per_batch=config.images_per_batch, **names
             ):
@@ -235,17 +230,14 @@ def cell_profiles(
                     context.log.info(f"{context.partition_key}: {counted['rows']:,} cells so far")
                 yield batch
 
-        commit = write_plate(
+        written = write(
+            context,
             lake,
-            CELL_PROFILES,
-            context.partition_key,
-            context.run.run_id,
-            batches,  # replayable: a preempted commit is redone
+            plate_partition(CELL_PROFILES, context.partition_key),
             schema,
-            key="cell_id",
-            index_key=True,
+            batches(),
+            index_columns=("cell_id",),
             evolve=True,
-            run_alive=run_alive_in(context.instance),
             max_removed_fraction=config.max_removed_fraction,
         )
         digests = image_digests(sqlite_path, source=plate["source"], plate=plate["plate"])
@@ -270,7 +262,7 @@ def cell_profiles(
     )
     return MaterializeResult(
         metadata={
-            **commit_metadata(uri, commit, counted["rows"], seconds, "cells", schema),
+            **write_metadata(written, schema, seconds, "cells"),
             "profiles_found": True,
             "record_batches": counted["batches"],
             "source_uri": store.uri(key),
@@ -298,7 +290,6 @@ def _crop_batches(
     config: CellCropsConfig,
     counted: dict[str, int],
 ) -> Iterator[pa.RecordBatch]:
-    counted["cells"] = 0  # a preempted commit reads the crops again
     x_col = f"{config.center}_Location_Center_X"
     y_col = f"{config.center}_Location_Center_Y"
     site_columns = ["site_key", "source", "plate", "well", "site", "recipe_name"]
@@ -382,26 +373,24 @@ def cell_crops(
         name.removesuffix("_pixels") for name in images.schema.names if name.endswith("_pixels")
     ]
     schema = cell_crops_schema(channels, config.size)
-    uri = lake.dataset_uri(CELL_CROPS)
     counted = {"cells": 0}
     started = time.perf_counter()
-    commit = write_plate(
+    written = write(
+        context,
         lake,
-        CELL_CROPS,
-        context.partition_key,
-        context.run.run_id,
-        lambda: _crop_batches(images, cells, channels, schema, partition_filter, config, counted),
+        plate_partition(CELL_CROPS, context.partition_key),
         schema,
-        key="cell_id",
-        index_key=True,
-        run_alive=run_alive_in(context.instance),
+        _crop_batches(images, cells, channels, schema, partition_filter, config, counted),
+        index_columns=("cell_id",),
         max_removed_fraction=None,  # derived from two guarded lake datasets: always recomputable
+        # the version read changes with every other plate's commit; the crops do not
+        volatile=("dagster_run_id", "written_at", "site_images_version"),
     )
     seconds = time.perf_counter() - started
     context.log.info(f"{context.partition_key}: {counted['cells']:,} crops in {seconds:.2f} s")
     return MaterializeResult(
         metadata={
-            **commit_metadata(uri, commit, counted["cells"], seconds, "crops", schema),
+            **write_metadata(written, schema, seconds, "crops"),
             "site_images_version": images.version,
         }
     )

@@ -18,10 +18,11 @@ from dagster import (
     schedule,
 )
 
-from imaging_assets.defs.jump.images import SITE_IMAGES, recipes_code_version
+from imaging_assets.defs.jump.images import recipes_code_version
 from imaging_assets.defs.jump.jobs import plate_job
 from imaging_assets.defs.jump.partitions import PLATES_PARTITIONS_NAME
 from imaging_assets.jump.backfill import plates_to_run
+from imaging_assets.jump.datasets import SITE_IMAGES
 from imaging_assets.jump.keys import parse_plate_partition_key
 
 MAX_RUNS_PER_TICK = int(os.environ.get("IMAGING_ASSETS_BACKFILL_MAX_RUNS", "20"))

@@ -23,17 +23,23 @@ from dagster import (
 )
 from pydantic import Field
 
-from imaging_assets.core import lance_tables
-from imaging_assets.core.lease import partition_lease
 from imaging_assets.defs.common.catalog import OWNERS, markdown_table, tags
-from imaging_assets.defs.common.lake_writes import RerunGuardConfig, run_alive_in
+from imaging_assets.defs.common.lake_writes import RerunGuardConfig, write, write_metadata
 from imaging_assets.defs.common.stores import LakeResource
 from imaging_assets.defs.stacks.partitions import SPECIMENS_PARTITIONS_NAME, specimens_partitions
 from imaging_assets.defs.stacks.resources import StackCollectionResource
 from imaging_assets.processing import codecs
 from imaging_assets.stacks import projection as proj
 from imaging_assets.stacks import reading
-from imaging_assets.stacks.commit import replace_specimen
+from imaging_assets.stacks.datasets import (
+    PROJECTIONS,
+    SKELETONS,
+    SLICE_FAILURES,
+    SLICE_FAILURES_SCHEMA,
+    SLICES,
+    slice_failures_table,
+    specimen_partition,
+)
 from imaging_assets.stacks.layout import SKELETON, SLICE
 from imaging_assets.stacks.manifest import (
     list_specimen,
@@ -48,10 +54,7 @@ from imaging_assets.stacks.swc import parse_swc, skeleton_schema, with_provenanc
 
 GROUP = "stacks"
 EXPORT_IN_METADATA_MAX_KEYS = 20_000
-
-
-def lake_root(lake: LakeResource) -> str:
-    return lake.root.rstrip("/") if lake.is_s3 else lake.store().root
+SLICES_PER_FILE = 64  # large blob slices: several data files per specimen, each a few GB at most
 
 
 def _specimen_files(collection: StackCollectionResource, lake: LakeResource, specimen: str):
@@ -156,29 +159,6 @@ class SlicesConfig(RerunGuardConfig):
     )
 
 
-def _guard(lease, existing: int, max_removed_fraction: float, specimen: str):
-    def before_commit(preview: lance_tables.CommitResult) -> None:
-        lease.assert_held()
-        dropped = max(0, existing - preview.rows_written)
-        if dropped > lance_tables.allowed_removals(existing, max_removed_fraction):
-            raise lance_tables.RemovalRefusedError(
-                f"{specimen}: this run would leave {preview.rows_written} rows where {existing} "
-                "were; nothing was committed. Re-run with config max_removed_fraction: 1.0 to "
-                "allow it."
-            )
-
-    return before_commit
-
-
-def _existing_rows(uri: str, options, specimen: str) -> int:
-    dataset = lance_tables.open_dataset(uri, options)
-    return (
-        0
-        if dataset is None
-        else dataset.count_rows(filter=f"specimen = {lance_tables.quote(specimen)}")
-    )
-
-
 @asset(
     group_name=GROUP,
     partitions_def=specimens_partitions,
@@ -210,33 +190,29 @@ def zstack_slices(
         reference=config.reference_uncompressed,
         tolerate_failures=config.tolerate_failures,
     )
-    uri, options = lake.dataset_uri(reading.SLICES), lake.storage_options()
     started = time.perf_counter()
-    with partition_lease(
-        lake.store(), reading.SLICES, specimen, run_id, run_alive=run_alive_in(context.instance)
-    ) as lease:
-        existing = _existing_rows(uri, options, specimen)
-        commit = replace_specimen(
-            uri,
-            stream.batches(),
+    try:
+        written = write(
+            context,
+            lake,
+            specimen_partition(SLICES, specimen),
             SLICES_SCHEMA,
-            specimen,
-            storage_options=options,
-            properties={"dagster_run_id": run_id, "partition": specimen},
-            before_commit=_guard(lease, existing, config.max_removed_fraction, specimen),
+            stream.batches(),
+            max_removed_fraction=config.max_removed_fraction,
+            max_rows_per_file=SLICES_PER_FILE,
             allow_external_blobs=config.reference_uncompressed,
+            index_columns=("specimen",),
         )
+    finally:  # failures are recorded whether the specimen was written or refused
+        _record_slice_failures(context, stack_collection, lake, stream)
     seconds = time.perf_counter() - started
-    lance_tables.ensure_key_index(uri, "specimen", options)
     for failure in stream.failures:
         context.log.warning(f"{specimen} z={failure.z} {failure.kind}: {failure.detail}")
     height, width = stream.shape or (0, 0)
     return MaterializeResult(
         metadata={
-            "dataset_uri": MetadataValue.path(uri),
-            "dataset_version": commit.version,
+            **write_metadata(written, SLICES_SCHEMA, seconds, "slices"),
             "slices": stream.slices_written,
-            "rows_removed": commit.rows_deleted,
             "height": height,
             "width": width,
             "dtype": stream.dtype or "",
@@ -247,6 +223,26 @@ def zstack_slices(
             "failures": len(stream.failures),
             "failed_slices": MetadataValue.json([f.as_dict() for f in stream.failures[:200]]),
         }
+    )
+
+
+def _record_slice_failures(
+    context: AssetExecutionContext,
+    stack_collection: StackCollectionResource,
+    lake: LakeResource,
+    stream: SliceStream,
+) -> None:
+    """Make the specimen's rows of zstack_slice_failures exactly this run's failed slices (by
+    kind and z), so a gap in a stack can be queried later; nothing changes, nothing commits."""
+    store = stack_collection.store()
+    table = slice_failures_table(stream.failures, store.uri, PACKAGE_VERSION, context.run_id)
+    write(
+        context,
+        lake,
+        specimen_partition(SLICE_FAILURES, context.partition_key),
+        SLICE_FAILURES_SCHEMA,
+        table.to_batches(),
+        max_removed_fraction=None,  # failures that no longer occur are meant to go
     )
 
 
@@ -277,7 +273,7 @@ def zstack_projections(
 ) -> MaterializeResult:
     specimen, run_id = context.partition_key, context.run_id
     options = lake.storage_options()
-    stack = reading.open_stack(lake_root(lake), specimen, options)
+    stack = reading.open_stack(lake.handle().root, specimen, options)
     nz, height, width = stack.shape
     projection = proj.Projection(height, width, config.max_side, config.kind)
     for position in range(nz):
@@ -304,28 +300,20 @@ def zstack_projections(
         "written_at": dt.datetime.now(dt.UTC),
     }
     batch = pa.RecordBatch.from_pylist([row], schema=PROJECTIONS_SCHEMA)
-    uri = lake.dataset_uri(reading.PROJECTIONS)
-    with partition_lease(
-        lake.store(),
-        reading.PROJECTIONS,
-        specimen,
-        run_id,
-        run_alive=run_alive_in(context.instance),
-    ) as lease:
-        commit = replace_specimen(
-            uri,
-            [batch],
-            PROJECTIONS_SCHEMA,
-            specimen,
-            storage_options=options,
-            properties={"dagster_run_id": run_id, "partition": specimen},
-            before_commit=lambda _preview: lease.assert_held(),
-        )
+    written = write(
+        context,
+        lake,
+        specimen_partition(PROJECTIONS, specimen),
+        PROJECTIONS_SCHEMA,
+        [batch],
+        max_removed_fraction=None,  # derived from the slices: always recomputable
+        # the slices' version moves with every other specimen's commit; the projection does not
+        volatile=("dagster_run_id", "written_at", "slices_dataset_version"),
+    )
     encoded = base64.b64encode(png).decode()
     return MaterializeResult(
         metadata={
-            "dataset_uri": MetadataValue.path(uri),
-            "dataset_version": commit.version,
+            **write_metadata(written, PROJECTIONS_SCHEMA),
             "slices_dataset_version": stack.dataset.version,
             "projection": MetadataValue.md(
                 f"![{config.kind} projection of {specimen}](data:image/png;base64,{encoded})"
@@ -377,25 +365,19 @@ def skeletons(
                 "dagster_run_id": run_id,
             },
         )
-    uri = lake.dataset_uri(reading.SKELETONS)
-    with partition_lease(
-        lake.store(), reading.SKELETONS, specimen, run_id, run_alive=run_alive_in(context.instance)
-    ) as lease:
-        commit = replace_specimen(
-            uri,
-            table.to_batches(max_chunksize=65_536),
-            schema,
-            specimen,
-            storage_options=lake.storage_options(),
-            properties={"dagster_run_id": run_id, "partition": specimen},
-            before_commit=lambda _preview: lease.assert_held(),
-        )
+    written = write(
+        context,
+        lake,
+        specimen_partition(SKELETONS, specimen),
+        schema,
+        table.to_batches(max_chunksize=65_536),
+        max_removed_fraction=None,  # exactly the file's rows: a changed file replaces them
+    )
     if len(swcs) > 1:
         context.log.warning(f"{specimen}: {len(swcs)} SWC files; used {swcs[0]['key']}")
     return MaterializeResult(
         metadata={
-            "dataset_uri": MetadataValue.path(uri),
-            "dataset_version": commit.version,
+            **write_metadata(written, schema),
             "nodes": table.num_rows,
             "skeleton_key": source["key"] if source else "none",
             "stats": MetadataValue.json(stats.as_dict() if stats else {}),

@@ -164,7 +164,7 @@ def test_a_shrinking_re_ingest_is_refused_unless_configured(tmp_path):
     write_ome(tmp_path / "source" / samples.rows[0]["file"], shorter, ["DAPI", "GFP"])
     refused = ingest(instance, res, target)
     assert not refused.success
-    assert "would remove 16 of its 24 frames" in (
+    assert "would remove 16 of the dataset's 24 existing rows" in (
         refused.failure_data_for_node("frames").user_failure_data.description
     )
     allowed = materialize(

@@ -43,7 +43,13 @@ def test_register_ingest_query_read_and_verify_on_s3(tmp_path, s3_server, s3_buc
         reading.read_frames(lake_root, "OTHER-2024-06-10-14-00-00-0002", options), folder[0]
     )
     stored = reading.dataset_file(lake_root, "DEMO-2024-05-03-08-00-00-0001", options)
-    assert stored["stored_uri"].startswith(f"s3://{s3_bucket}/lake/objects/")
+    assert stored["stored_uri"].startswith("lake:objects/")  # relative to the lake root
+    assert (
+        res["lake"]
+        .handle()
+        .resolve(stored["stored_uri"])
+        .startswith(f"s3://{s3_bucket}/lake/objects/")
+    )
     report = verify.verify_frames(lake_root, options)
     report.merge(verify.verify_files(lake_root, res["lake"].store(), options))
     assert report.ok and report.frames_checked == 74 and report.files_checked == 1

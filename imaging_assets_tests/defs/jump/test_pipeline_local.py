@@ -76,14 +76,28 @@ def test_site_images_one_row_per_processed_site_with_provenance(built):
     assert set(table["site_key"].to_pylist()) == sampled_sites  # every sampled site, no other
 
 
-def test_rerunning_a_plate_replaces_it_in_one_commit(built):
-    dataset = lance.dataset(str(built["lake"] / "site_images.lance"))
+def _lance_state(lake) -> dict[str, tuple[int, int]]:
+    """(version, bytes on disk) of every Lance dataset of the lake."""
+    return {
+        path.name: (
+            lance.dataset(str(path)).version,
+            sum(f.stat().st_size for f in path.rglob("*") if f.is_file()),
+        )
+        for path in sorted(lake.glob("*.lance"))
+    }
+
+
+def test_rerunning_an_unchanged_plate_adds_no_version_and_no_bytes(built):
     key = sorted(built["results"])[0]
-    rows, version = dataset.count_rows(), dataset.version
-    materialize_plate(built["instance"], built["resources"], key)
-    after = lance.dataset(str(built["lake"] / "site_images.lance"))
-    assert after.count_rows() == rows
-    assert after.version > version
+    before = _lance_state(built["lake"])
+    result = materialize_plate(built["instance"], built["resources"], key)
+    assert _lance_state(built["lake"]) == before
+    outcomes = {
+        event.asset_key.to_user_string(): event.materialization.metadata["outcome"].value
+        for event in result.get_asset_materialization_events()
+        if "outcome" in event.materialization.metadata
+    }
+    assert set(outcomes.values()) == {"unchanged"} and "site_images" in outcomes, outcomes
 
 
 def test_profiles_join_images_and_digests_verify(built):

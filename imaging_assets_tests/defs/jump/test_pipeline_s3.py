@@ -64,11 +64,15 @@ def test_every_asset_on_s3(tiny_gallery, s3_gallery):
         cells = lance.dataset(f"{s3_gallery['lake']}/cell_profiles.lance", storage_options=options)
         assert cells.count_rows() > 0
 
-        # a re-run of one plate on S3 replaces it: same rows, one more version
+        # an unchanged re-run of one plate on S3 commits nothing; a changed one replaces it
         version = images.version
         materialize_plate(instance, resources, keys[0])
         images = lance.dataset(f"{s3_gallery['lake']}/site_images.lance", storage_options=options)
-        assert images.count_rows() == rows and images.version > version
+        assert images.count_rows() == rows and images.version == version
+        recipe = {"ops": {"site_images": {"config": {"recipe_params": {"percentile": 2.0}}}}}
+        materialize_plate(instance, resources, keys[0], run_config=recipe)
+        images = lance.dataset(f"{s3_gallery['lake']}/site_images.lance", storage_options=options)
+        assert images.count_rows() == rows and images.version == version + 1
 
 
 def test_server_stopped_mid_plate_leaves_dataset_then_rerun_completes(s3_server, s3_gallery):

@@ -9,8 +9,8 @@ import lance
 import pytest
 from dagster import instance_for_test
 
+from imaging_assets.core.lance_tables import RemovalRefusedError
 from imaging_assets.definitions import defs
-from imaging_assets.defs.common.lake_writes import RemovalRefusedError
 from imaging_assets.demo.gallery import generate_gallery
 from imaging_assets_tests.pipeline import (
     materialize_metadata,

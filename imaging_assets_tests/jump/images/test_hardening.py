@@ -18,11 +18,11 @@ import pytest
 import tifffile
 
 from imaging_assets.core.errors import MissingObjectError
-from imaging_assets.core.lance_tables import partition_filter_for, replace_partition
 from imaging_assets.core.objects import FetchedObject
 from imaging_assets.jump.images import TooManyFailures, process_sites, site_tasks_from_table
 from imaging_assets.jump.schemas import site_images_schema
 from imaging_assets.processing import get_recipe
+from imaging_assets_tests.lakes import write_plate
 
 CHANNELS = ["DNA", "RNA"]
 CANONICAL = "s3://cellpainting-gallery/cpg0016-jump/source_1/images/b/images/P1"
@@ -216,8 +216,7 @@ def test_every_failure_is_recorded_and_counted_before_the_plate_is_rejected(tmp_
     table = _plate(tmp_path, sites=13)
     uri = str(tmp_path / "site_images.lance")
     schema = site_images_schema(CHANNELS)
-    plate = partition_filter_for("source_1", "P1")
-    replace_partition(uri, _run(table).batches(), schema, key="site_key", partition_filter=plate)
+    write_plate(tmp_path, "site_images", "source_1__P1", schema, _run(table).batches())
     before = lance.dataset(uri)
 
     (tmp_path / "s02_DNA.tiff").unlink()  # missing
@@ -226,7 +225,7 @@ def test_every_failure_is_recorded_and_counted_before_the_plate_is_rejected(tmp_
     (tmp_path / "s09_RNA.tiff").write_bytes(b"")  # ... and empty: both recorded
     result = _run(table, max_failed_fraction=0.0)
     with pytest.raises(TooManyFailures) as caught:
-        replace_partition(uri, result.batches(), schema, key="site_key", partition_filter=plate)
+        write_plate(tmp_path, "site_images", "source_1__P1", schema, result.batches())
     message = str(caught.value)
     assert "3 of 13 sites failed" in message
     assert "empty: 2" in message and "missing: 1" in message and "corrupt: 1" in message

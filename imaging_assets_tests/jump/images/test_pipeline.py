@@ -16,7 +16,6 @@ import pytest
 import tifffile
 
 from imaging_assets.core.errors import MissingObjectError
-from imaging_assets.core.lance_tables import partition_filter_for, replace_partition
 from imaging_assets.core.objects import FetchedObject
 from imaging_assets.jump.images import (
     TooManyFailures,
@@ -27,6 +26,7 @@ from imaging_assets.jump.images import (
 )
 from imaging_assets.jump.schemas import site_images_schema
 from imaging_assets.processing import get_recipe
+from imaging_assets_tests.lakes import write_plate
 
 CHANNELS = ["DNA", "RNA"]
 
@@ -145,22 +145,16 @@ def test_over_tolerance_raises_inside_the_stream_and_nothing_is_written(tmp_path
     table = _plate(tmp_path)
     uri = str(tmp_path / "site_images.lance")
     schema = site_images_schema(CHANNELS)
-    replace_partition(
-        uri,
-        _run(table).batches(),
-        schema,
-        key="site_key",
-        partition_filter=partition_filter_for("source_1", "P1"),
-    )
+    write_plate(tmp_path, "site_images", "source_1__P1", schema, _run(table).batches())
     before = lance.dataset(uri)
     (tmp_path / "s4_DNA.tiff").write_bytes(b"")
     with pytest.raises(TooManyFailures, match="empty"):
-        replace_partition(
-            uri,
-            _run(table, max_failed_fraction=0.0).batches(),
+        write_plate(
+            tmp_path,
+            "site_images",
+            "source_1__P1",
             schema,
-            key="site_key",
-            partition_filter=partition_filter_for("source_1", "P1"),
+            _run(table, max_failed_fraction=0.0).batches(),
         )
     after = lance.dataset(uri)
     assert (after.version, after.count_rows()) == (before.version, 6)
