@@ -47,14 +47,21 @@ class Registration:
 
 
 def register_manifest(
-    lake: Lake, source: ObjectStore, manifest_uri: str, run_id: str
+    lake: Lake, source: ObjectStore, manifest_uri: str, run_id: str, *, strict: bool = False
 ) -> Registration:
-    """Validate the manifest and register its new datasets (one commit), or raise InputError."""
-    from imaging_assets.frames.manifest import manifest_sha256
+    """Check every row of the manifest and register its good new datasets (one commit).
+
+    A row whose file (or position file) does not exist is bad like any other. Lenient (default):
+    the good rows register and the bad ones are `registration.manifest.problems`; strict: any bad
+    row registers nothing. Raises InputError (ManifestRefusedError, naming every bad row) when
+    nothing may register, or when the manifest as a whole cannot be read.
+    """
+    from imaging_assets.frames.manifest import manifest_sha256, refusal
 
     fetched = source.read(manifest_uri)
     registered = registry.registered_contents(lake.uri(DATASETS), lake.storage_options)
     manifest = parse_manifest(fetched.data, fetched.uri, registered)
+    absent = []
     for entry in manifest.new:
         locations = (
             [entry.file]
@@ -63,13 +70,20 @@ def register_manifest(
         )
         for location in locations:
             if not (source.exists(location) or files.is_folder(source, location)):
-                raise InputError(
-                    fetched.uri,
-                    f"{source.uri(location)} does not exist",
-                    column="positions" if entry.positions else "file",
-                    row=entry.row,
-                    expected="an existing file or folder",
+                absent.append(
+                    InputError(
+                        fetched.uri,
+                        f"{source.uri(location)} does not exist",
+                        column=manifest.dialect.column("positions" if entry.positions else "file"),
+                        row=entry.row,
+                        expected="an existing file or folder",
+                    )
                 )
+                break
+    manifest = manifest.refuse(absent)
+    refused = refusal(manifest, strict=strict)
+    if refused is not None:
+        raise refused
     at = registry.now_utc()
     rows = [registry.entry_row(e, source.uri(e.file), run_id, at) for e in manifest.new]
     inserted = registry.register(lake.uri(DATASETS), rows, lake.storage_options, run_id)

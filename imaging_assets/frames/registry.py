@@ -52,6 +52,7 @@ def entry_row(entry: ManifestEntry, source_uri: str, run_id: str, at: datetime) 
         "format": entry.format or None,
         "source_uri": source_uri,
         "positions": ";".join(entry.positions) or None,
+        "position_indices": list(entry.position_indices) or None,
         "content_sha256": entry.content_sha256(),
         "registered_at": at,
         "registered_run_id": run_id,

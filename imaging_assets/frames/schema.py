@@ -83,6 +83,8 @@ def datasets_schema() -> pa.Schema:
             pa.field("bytes", pa.int64()),
             pa.field("ingested_at", _TS),
             pa.field("ingested_run_id", pa.string()),
+            # added later: older lakes gain it (null for datasets registered before)
+            addable(pa.field("position_indices", pa.list_(pa.int32()))),
         ]
     )
 

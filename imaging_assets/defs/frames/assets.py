@@ -5,6 +5,7 @@ the jobs. The work is in imaging_assets.frames (no Dagster there).
 """
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from dagster import (
@@ -42,10 +43,29 @@ class ImagingDatasetsConfig(Config):
     manifest: str = Field(
         default=DEFAULT_MANIFEST,
         description=(
-            "The ingest manifest (CSV or Parquet): a key under the source root, an absolute path "
-            "or an s3:// URI ($IMAGING_ASSETS_FRAMES_MANIFEST)"
+            "The ingest manifest (CSV or Parquet; this project's columns or imagingDB's "
+            "files_for_upload.csv): a key under the source root, an absolute path or an s3:// URI "
+            "($IMAGING_ASSETS_FRAMES_MANIFEST)"
         ),
     )
+    strict: bool = Field(
+        default=False,
+        description=(
+            "Register nothing when any row is bad (and fail naming every bad row). By default "
+            "the good rows register and the bad ones are reported in the metadata and the log"
+        ),
+    )
+
+
+MAX_LISTED_PROBLEMS = 200
+
+
+def problems_metadata(problems: Sequence[InputError]) -> list[dict]:
+    """The bad rows as the materialization lists them: row, column and the whole message."""
+    return [
+        {"row": p.row, "column": p.column, "problem": str(p)}
+        for p in problems[:MAX_LISTED_PROBLEMS]
+    ]
 
 
 @asset(
@@ -53,11 +73,13 @@ class ImagingDatasetsConfig(Config):
     kinds={"lance"},
     owners=OWNERS,
     tags=tags("frames", "lance", modality="multidimensional"),
-    code_version="1",
+    code_version="2",
     description=(
-        "Every dataset of the ingest manifest, validated (ids, parents, no id registered twice "
-        "with different content) and registered in datasets.lance; adds the dynamic partitions "
-        "`datasets`. A manifest with any bad row registers nothing."
+        "Every dataset of the ingest manifest (this project's columns or imagingDB's "
+        "files_for_upload.csv), validated (ids, parents, files, no id registered twice with "
+        "different content) and registered in datasets.lance; adds the dynamic partitions "
+        "`datasets`. Every bad row is reported with its row number; the good rows register "
+        "unless config `strict` is set, and the run fails when no row can register."
     ),
 )
 def imaging_datasets(
@@ -69,28 +91,47 @@ def imaging_datasets(
     target = lake.handle()
     try:
         registration = register_manifest(
-            target, source.store(), config.manifest, context.run.run_id
+            target, source.store(), config.manifest, context.run.run_id, strict=config.strict
         )
     except (InputError, MissingObjectError) as error:
-        raise Failure(description=f"manifest refused, nothing registered: {error}") from error
-    ids = registration.manifest.ids()
+        problems = getattr(error, "problems", ())
+        raise Failure(
+            description=f"manifest refused, nothing registered: {error}",
+            metadata={
+                "bad_rows": MetadataValue.json(problems_metadata(problems)),
+                "bad_row_count": len({p.row for p in problems}),
+            },
+        ) from error
+    manifest = registration.manifest
+    ids = manifest.ids()
     known = set(context.instance.get_dynamic_partitions(DATASETS_PARTITIONS_NAME))
     missing = [i for i in ids if i not in known]
     if missing:
         context.instance.add_dynamic_partitions(DATASETS_PARTITIONS_NAME, missing)
     context.log.info(
-        f"{len(ids)} datasets in the manifest, {registration.inserted} newly registered, "
-        f"{len(missing)} partitions added"
+        f"{len(ids)} good datasets in the manifest ({manifest.dialect.name} format), "
+        f"{registration.inserted} newly registered, {len(missing)} partitions added"
     )
+    if manifest.problems:
+        listed = "".join(f"\n  - {p}" for p in manifest.problems[:MAX_LISTED_PROBLEMS])
+        context.log.warning(
+            f"{len(manifest.bad_rows())} bad row(s) of {manifest.rows} not registered "
+            f"(rows {', '.join(map(str, manifest.bad_rows()))}):{listed}"
+        )
     return MaterializeResult(
         metadata={
             "dataset_uri": MetadataValue.path(target.uri(DATASETS)),
             "manifest": config.manifest,
             "manifest_sha256": registration.manifest_sha256,
+            "manifest_format": manifest.dialect.name,
+            "rows_in_manifest": manifest.rows,
             "datasets_in_manifest": len(ids),
             "newly_registered": registration.inserted,
             "partitions_added": len(missing),
-            "new_ids": MetadataValue.json([e.dataset_id for e in registration.manifest.new][:50]),
+            "new_ids": MetadataValue.json([e.dataset_id for e in manifest.new][:50]),
+            "bad_row_count": len(manifest.bad_rows()),
+            "bad_rows": MetadataValue.json(problems_metadata(manifest.problems)),
+            "ignored_columns": MetadataValue.json(list(manifest.ignored_columns)),
         }
     )
 

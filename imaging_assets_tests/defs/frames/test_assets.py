@@ -1,5 +1,7 @@
 """The frames assets through Dagster's `materialize`, the asset check, the sensor, definitions."""
 
+import logging
+
 import lance
 import numpy as np
 from dagster import DagsterInstance, build_sensor_context, materialize
@@ -69,32 +71,105 @@ def test_register_then_ingest_every_sample_dataset(tmp_path):
     assert materialization.metadata["newly_registered"].value == 0
 
 
-def test_a_bad_manifest_registers_nothing(tmp_path):
-    samples = generate_frame_samples(tmp_path / "source")
+def register_with(instance, res, manifest, **config):
+    return materialize(
+        [imaging_datasets],
+        instance=instance,
+        resources=res,
+        run_config={"ops": {"imaging_datasets": {"config": {"manifest": manifest, **config}}}},
+        raise_on_error=False,
+    )
+
+
+def bad_manifests(samples, source) -> dict[str, str]:
+    """name -> the one problem of each: a bad id (its child goes too), a lone orphan, a lost file."""
     text = samples.manifest_path.read_text()
     bad = text.replace(
         "DEMO-2024-05-02-09-30-00-0001,frames/multipos",
         "DEMO-2024-05-02-09-30-00-0001x,frames/multipos",
     )
-    (tmp_path / "source" / "bad.csv").write_text(bad)
+    (source / "bad.csv").write_text(bad)
     orphan = text.splitlines()[0] + "\n" + next(x for x in text.splitlines() if "cell_counts" in x)
-    (tmp_path / "source" / "orphan.csv").write_text(orphan + "\n")
+    (source / "orphan.csv").write_text(orphan + "\n")
     missing = text.replace("frames/plain/", "frames/nowhere/")
-    (tmp_path / "source" / "missing.csv").write_text(missing)
+    (source / "missing.csv").write_text(missing)
+    return {
+        "bad.csv": "serial '0001x' is not 4 digits",
+        "orphan.csv": "parent dataset DEMO-2024-05-02-09-30-00-0001",
+        "missing.csv": "does not exist",
+    }
+
+
+def test_strict_registration_of_a_bad_manifest_registers_nothing(tmp_path):
+    samples = generate_frame_samples(tmp_path / "source")
     instance = DagsterInstance.ephemeral()
     res = resources(tmp_path / "source", tmp_path / "lake")
-    for name, message in [
-        ("bad.csv", "serial '0001x' is not 4 digits"),
-        ("orphan.csv", "parent dataset DEMO-2024-05-02-09-30-00-0001"),
-        ("missing.csv", "does not exist"),
-    ]:
-        result = register(instance, res, name)
+    for name, message in bad_manifests(samples, tmp_path / "source").items():
+        result = register_with(instance, res, name, strict=True)
         assert not result.success
-        failure = result.failure_data_for_node("imaging_datasets")
-        assert message in failure.user_failure_data.description, name
+        failure = result.failure_data_for_node("imaging_datasets").user_failure_data
+        assert message in failure.description, name
+        assert "strict, nothing registered" in failure.description
+        assert failure.metadata["bad_row_count"].value >= 1
         assert instance.get_dynamic_partitions(DATASETS_PARTITIONS_NAME) == []
         datasets = reading.query_datasets(str((tmp_path / "lake").resolve()))
         assert datasets.num_rows == 0
+
+
+def test_lenient_registration_registers_the_good_rows_and_lists_the_bad(tmp_path):
+    samples = generate_frame_samples(tmp_path / "source")
+    instance = DagsterInstance.ephemeral()
+    res = resources(tmp_path / "source", tmp_path / "lake")
+    bad_manifests(samples, tmp_path / "source")
+    only_orphan = register_with(instance, res, "orphan.csv")  # every row bad: fails
+    assert not only_orphan.success
+    assert "no good row" in (
+        only_orphan.failure_data_for_node("imaging_datasets").user_failure_data.description
+    )
+
+    result = register_with(instance, res, "bad.csv")  # row 2 bad, and row 5 (its child)
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node("imaging_datasets")
+    metadata = materialization.metadata
+    assert (metadata["newly_registered"].value, metadata["bad_row_count"].value) == (3, 2)
+    bad_rows = metadata["bad_rows"].value
+    assert [(r["row"], r["column"]) for r in bad_rows] == [(2, "dataset_id"), (5, "parent_id")]
+    assert "serial '0001x' is not 4 digits" in bad_rows[0]["problem"]
+    expected = [
+        i
+        for i in samples.ids()
+        if i not in ("DEMO-2024-05-02-09-30-00-0001", "DEMO-2024-05-03-08-00-00-0001")
+    ]
+    assert sorted(instance.get_dynamic_partitions(DATASETS_PARTITIONS_NAME)) == sorted(expected)
+    warnings = [
+        e
+        for e in instance.all_logs(result.run_id)
+        if e.level == logging.WARNING and "bad row(s) of 5 not registered" in e.message
+    ]
+    assert len(warnings) == 1 and "row 5" in warnings[0].message
+
+
+def test_an_imagingdb_csv_registers_through_the_asset(tmp_path):
+    generate_frame_samples(tmp_path / "source")
+    (tmp_path / "source" / "files_for_upload.csv").write_text(
+        ",dataset_id,file_name,description,positions,parent_dataset_id\n"
+        '0,ISP-2018-06-08-15-45-00-0001,frames/multipos,two positions,"[0, 2]",\n'
+        "1,ISP-2018-06-08-15-45-00-0002,frames/plain,,,ISP-2018-06-08-15-45-00-0001\n"
+    )
+    instance = DagsterInstance.ephemeral()
+    res = resources(tmp_path / "source", tmp_path / "lake")
+    for strict in (False, True):
+        result = register_with(instance, res, "files_for_upload.csv", strict=strict)
+        assert result.success
+        (materialization,) = result.asset_materializations_for_node("imaging_datasets")
+        assert materialization.metadata["manifest_format"].value == "imagingDB"
+        assert materialization.metadata["bad_row_count"].value == 0
+    root = str((tmp_path / "lake").resolve())
+    row = reading.get_dataset(root, "ISP-2018-06-08-15-45-00-0001")
+    assert (row["position_indices"], row["upload_type"]) == ([0, 2], "frames")
+    assert reading.get_dataset(root, "ISP-2018-06-08-15-45-00-0002")["parent_id"] == (
+        "ISP-2018-06-08-15-45-00-0001"
+    )
 
 
 def test_an_unreadable_file_fails_its_partition_and_changes_nothing(tmp_path):
