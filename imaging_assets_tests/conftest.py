@@ -18,6 +18,35 @@ def real_fixtures() -> Path:
     return REAL_FIXTURES
 
 
+def run_demo_cli(workdir: Path, preset: str = "tiny") -> str:
+    """`imaging-assets demo` in a fresh process with no project variables set; its stdout."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "imaging_assets.cli.main", "demo", "--workdir", str(workdir)]
+        + ["--preset", preset],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={
+            k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "IMAGING_ASSETS_"))
+        },
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def demo_lake(tmp_path_factory) -> tuple[Path, str]:
+    """The tiny demo, materialized once per session: (work directory, what it printed). Tests
+    that only read it share it; tests that change it copy it first."""
+    workdir = tmp_path_factory.mktemp("demo")
+    return workdir, run_demo_cli(workdir)
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """One SeaweedFS S3 server for the session, on free loopback ports, stopped at the end."""

@@ -151,20 +151,22 @@ def _get(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from imaging_assets.core.lake import Lake
     from imaging_assets.core.progress import ProgressBar
-    from imaging_assets.frames import verify
+    from imaging_assets.frames.verify import verify_datasets
 
     root, options, store = _lake(args)
-    ids = args.ids or None
-    report = verify.verify_frames(root, options, ids, progress=ProgressBar("frames"))
-    report.merge(verify.verify_files(root, store, options, ids))
+    report = verify_datasets(Lake(root, store, options), args.ids, None, ProgressBar("frames"))
     for mismatch in report.mismatches:
         print(mismatch.describe())
-    print(
-        f"{report.frames_checked} frames and {report.files_checked} files checked, "
-        f"{len(report.mismatches)} differ"
-    )
-    return 0 if report.ok else 1
+    print(report.summary())
+    for dataset_id in report.unknown:
+        print(
+            f"imaging-assets datasets verify: error: dataset {dataset_id} is not registered "
+            f"in the lake at {root}",
+            file=sys.stderr,
+        )
+    return report.exit_code()
 
 
 def register(subparsers) -> argparse.ArgumentParser:

@@ -77,16 +77,22 @@ def _lake_resource(args: argparse.Namespace):
 
 
 def _lake_tables(args: argparse.Namespace) -> int:
-    from imaging_assets.core.maintenance import summarize
+    from imaging_assets.core.maintenance import parquet_tables, summarize
+    from imaging_assets.core.units import human_bytes
 
     lake = _lake_resource(args)
     summaries = summarize(lake.store(), lake.dataset_uri, lake.storage_options())
-    print(f"{'table':<18} {'rows':>12} {'version':>8} {'fragments':>10} {'size':>12}  uri")
-    for t in summaries:
-        size = "-" if t.bytes_on_disk is None else f"{t.bytes_on_disk / 1e6:,.1f} MB"
-        print(f"{t.name:<18} {t.rows:>12,} {t.version:>8} {t.fragments:>10} {size:>12}  {t.uri}")
+    summaries += parquet_tables(lake.store())
+    print(f"{'table':<26} {'format':<8} {'rows':>12} {'version':>8} {'files':>6} {'size':>10}  uri")
+    for t in sorted(summaries, key=lambda t: t.name):
+        size = "-" if t.bytes_on_disk is None else human_bytes(t.bytes_on_disk)
+        version = "-" if t.version is None else str(t.version)
+        print(
+            f"{t.name:<26} {t.format:<8} {t.rows:>12,} {version:>8} {t.fragments:>6} "
+            f"{size:>10}  {t.uri}"
+        )
     if not summaries:
-        print(f"(no Lance tables under {lake.root})")
+        print(f"(no tables under {lake.root})")
     return 0
 
 
@@ -121,10 +127,44 @@ def _lake_plate(args: argparse.Namespace) -> int:
     from imaging_assets.jump.keys import parse_plate_partition_key
     from imaging_assets.jump.status import plate_status
 
-    lake = _lake_resource(args)
-    source, plate = parse_plate_partition_key(args.partition)
-    print(plate_status(lake.dataset_uri, lake.storage_options(), source, plate).render())
+    parse_plate_partition_key(args.partition)  # a malformed key is named before the lake is read
+    print(plate_status(_lake_resource(args).handle(), args.partition).render())
     return 0
+
+
+def _lake_verify(args: argparse.Namespace) -> int:
+    from imaging_assets.core.progress import ProgressBar
+
+    lake = _lake_resource(args).handle()
+    bar = ProgressBar(args.what)
+    if args.what == "plates":
+        from imaging_assets.core.settings import default_source_root
+        from imaging_assets.defs.common.stores import source_from_env
+        from imaging_assets.jump.verify import verify_plates
+
+        source = source_from_env(default_source_root()).store()
+        report = verify_plates(lake, source, args.keys, args.sample, bar)
+    elif args.what == "specimens":
+        from imaging_assets.core.settings import home
+        from imaging_assets.defs.stacks.resources import collection_from_env
+        from imaging_assets.stacks.verify import verify_specimens
+
+        collection = collection_from_env(str(home() / "stacks")).store()
+        report = verify_specimens(lake, collection, args.keys, args.sample, bar)
+    else:
+        from imaging_assets.frames.verify import verify_datasets
+
+        report = verify_datasets(lake, args.keys, args.sample, bar)
+    for mismatch in report.mismatches:
+        print(mismatch.describe())
+    print(report.summary())
+    for key in report.unknown:
+        print(
+            f"imaging-assets lake verify: error: {args.what[:-1]} {key} is not in the lake "
+            f"at {lake.root}",
+            file=sys.stderr,
+        )
+    return report.exit_code()
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -172,9 +212,19 @@ def build_parser() -> argparse.ArgumentParser:
             name, help=help, description=help, formatter_class=_HelpFormatter
         )
 
-    tables = action("tables", "every Lance table: rows, version, fragments, size")
-    plate = action("plate", "one plate: rows per table, failures by kind, the last run")
+    tables = action("tables", "every table of the lake (Lance and Parquet): rows, version, size")
+    plate = action("plate", "one plate: rows per table, failures by kind, the last runs")
     plate.add_argument("partition", help="the plate's partition key, <source>__<plate>")
+    verify = action(
+        "verify",
+        "re-hash raw objects (where they were read) and stored bytes against the recorded "
+        "digests; exit 1 when anything differs, 2 when a key is unknown",
+    )
+    verify.add_argument("what", choices=["plates", "specimens", "datasets"], help="which domain")
+    verify.add_argument("keys", nargs="*", help="plates, specimens or dataset ids (none: all)")
+    verify.add_argument(
+        "--sample", type=int, default=None, help="rows per partition, spread evenly (none: all)"
+    )
     cleanup = action(
         "cleanup",
         "remove old versions and the files that killed or refused writes left behind "
@@ -192,7 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave unreferenced staged files younger than 7 days (Lance's own rule)",
     )
-    for sub, run in ((tables, _lake_tables), (plate, _lake_plate), (cleanup, _lake_cleanup)):
+    for sub, run in (
+        (tables, _lake_tables),
+        (plate, _lake_plate),
+        (verify, _lake_verify),
+        (cleanup, _lake_cleanup),
+    ):
         sub.add_argument(
             "--lake", default=None, help="lake root (None: $IMAGING_ASSETS_LAKE, else the demo's)"
         )
@@ -211,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return args.run(args)
+    except LookupError as error:  # an unknown plate, specimen or dataset: one line, non-zero
+        message = error.args[0] if error.args else str(error)
+        print(f"imaging-assets {args.command}: error: {message}", file=sys.stderr)
+        return 2
     except (ValueError, OSError, RuntimeError) as error:  # bad input, busy or unreachable store
         print(f"imaging-assets {args.command}: error: {error}", file=sys.stderr)
         return 2

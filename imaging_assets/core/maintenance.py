@@ -9,13 +9,16 @@ their partition lease) and refuses to run while any partition lease has a live h
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from datetime import timedelta
 
+import pyarrow.parquet as pq
+
 from imaging_assets.core import lance_tables
 from imaging_assets.core.lease import MAINTENANCE, Lease, PartitionBusyError, live_holders
-from imaging_assets.core.stores import ObjectStore
+from imaging_assets.core.stores import LocalStore, ObjectStore
 
 LANCE_SUFFIX = ".lance"
 
@@ -25,9 +28,10 @@ class TableSummary:
     name: str
     uri: str
     rows: int
-    version: int
-    fragments: int
+    version: int | None  # Lance version; None for Parquet tables (files replaced per partition)
+    fragments: int  # Lance fragments, or Parquet files (one per partition)
     bytes_on_disk: int | None  # None on object stores (listing every object would cost requests)
+    format: str = "lance"
 
 
 @dataclass(frozen=True)
@@ -104,3 +108,30 @@ def clean_dataset(
             error_if_tagged_old_versions=False,
         )
         return CleanupReport(name, stats.old_versions, stats.bytes_removed, dataset.version)
+
+
+def parquet_tables(store: ObjectStore) -> list[TableSummary]:
+    """The Parquet tables the IO manager keeps (`<asset>/<partition>.parquet`): rows from each
+    file's footer, files, and bytes (sizes come with the listing, locally and on S3)."""
+    summaries = []
+    for prefix in store.list_prefixes(""):
+        name = prefix.rstrip("/").rsplit("/", 1)[-1]
+        if name.startswith(("_", ".")) or name.endswith(LANCE_SUFFIX):
+            continue
+        keys = [k for k in store.list_keys(prefix) if k.endswith(".parquet")]
+        if not keys:
+            continue
+        rows = size = 0
+        for key in keys:
+            if isinstance(store, LocalStore):  # the footer only
+                path = store.path(key)
+                size += path.stat().st_size
+                rows += pq.read_metadata(path).num_rows
+            else:
+                data = store.read(key).data
+                size += len(data)
+                rows += pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
+        summaries.append(
+            TableSummary(name, store.uri(prefix), rows, None, len(keys), size, format="parquet")
+        )
+    return summaries

@@ -149,6 +149,7 @@ def frame_batches(
                 "sha256": frame_sha256(data),
                 "meta": json.dumps(frame.meta, default=str),
                 "source_uri": source_uri or frame.source,
+                "read_uri": frame.source,
                 "pixels": None if big else data,
                 "pixels_blob": data if big else None,
                 "dagster_run_id": run_id,

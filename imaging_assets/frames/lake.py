@@ -1,11 +1,13 @@
 """Register manifests and ingest datasets into a lake: the work of the frames assets, minus Dagster.
 
 - `register_manifest`: parse + validate the manifest against what is registered, check every new
-  entry's file exists, then insert the new rows in one commit (all or nothing).
+  entry's file exists, then insert the good new rows in one commit (every bad row reported; with
+  `strict`, any bad row registers nothing).
 - `ingest_dataset`: one dataset through core's partition-write protocol (its lease, one commit,
   none when nothing changed): frames split and written to `frames.lance`, replacing the dataset's
   earlier frames, or a file stored as is (`dataset_files.lance`, the stored copy named relative to
   the lake root); then the dataset row gets its metadata and summary (only when something changed).
+  A source that cannot be used is recorded in `dataset_failures.lance`; a later good ingest clears it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from imaging_assets.core.errors import InputError
+from imaging_assets.core.errors import InputError, MissingObjectError
 from imaging_assets.core.lake import Lake
 from imaging_assets.core.lance_tables import quote
 from imaging_assets.core.lease import RunAlive
@@ -29,8 +31,10 @@ from imaging_assets.frames.indexes import ensure_indexes
 from imaging_assets.frames.ingest import IngestSummary, frame_batches
 from imaging_assets.frames.manifest import Manifest, parse_manifest
 from imaging_assets.frames.schema import (
+    DATASET_FAILURES,
     DATASET_FILES,
     DATASETS,
+    FAILURES_SCHEMA,
     FRAMES,
     dataset_files_schema,
     frames_schema,
@@ -128,10 +132,15 @@ def ingest_dataset(
 
     started = time.perf_counter()
     row = get_dataset(lake.root, dataset_id, lake.storage_options)
-    if row["upload_type"] == "file":
-        result = _ingest_file(lake, source, row, run_id, run_alive)
-    else:
-        result = _ingest_frames(lake, source, row, run_id, run_alive, max_removed_fraction)
+    try:
+        if row["upload_type"] == "file":
+            result = _ingest_file(lake, source, row, run_id, run_alive)
+        else:
+            result = _ingest_frames(lake, source, row, run_id, run_alive, max_removed_fraction)
+    except (InputError, MissingObjectError) as error:  # the source cannot be used as it is
+        _record_failures(lake, row, [error], run_id, run_alive)
+        raise
+    _record_failures(lake, row, [], run_id, run_alive)  # earlier failures no longer occur
     if index:
         ensure_indexes(lake.uri(FRAMES), FRAMES, lake.storage_options)
     # the small datasets table gets one fragment per row update: always keep it compact and
@@ -148,8 +157,40 @@ def ingest_dataset(
 
 def dataset_partition(table: str, dataset_id: str) -> Partition:
     """One dataset's rows of one of the frames tables, as the partition-write protocol takes it."""
-    key = "dataset_id" if table == DATASET_FILES else "frame_key"
+    key = {DATASET_FILES: "dataset_id", DATASET_FAILURES: "failure_key"}.get(table, "frame_key")
     return Partition(table, dataset_id, f"dataset_id = {quote(dataset_id)}", key, "dataset")
+
+
+def _record_failures(
+    lake: Lake, row: dict, errors: list[Exception], run_id: str, run_alive: RunAlive | None
+) -> None:
+    """Make the dataset's rows of dataset_failures exactly `errors` (none: earlier ones go), so a
+    dataset whose file cannot be used is queryable later; unchanged, nothing commits."""
+    dataset_id = row["dataset_id"]
+    at = registry.now_utc()
+    rows = [
+        {
+            "failure_key": f"{dataset_id}__{n}",
+            "dataset_id": dataset_id,
+            "kind": type(error).__name__,
+            "detail": str(error)[:2000],
+            "source_uri": row["source_uri"],
+            "read_uri": getattr(error, "uri", None) or row["source_uri"],
+            "package_version": PACKAGE_VERSION,
+            "dagster_run_id": run_id,
+            "written_at": at,
+        }
+        for n, error in enumerate(errors)
+    ]
+    write_partition(
+        lake,
+        dataset_partition(DATASET_FAILURES, dataset_id),
+        FAILURES_SCHEMA,
+        pa.Table.from_pylist(rows, schema=FAILURES_SCHEMA).to_batches(),
+        run_id=run_id,
+        run_alive=run_alive,
+        max_removed_fraction=None,  # failures that no longer occur are meant to go
+    )
 
 
 def _ingest_file(lake: Lake, source, row, run_id, run_alive) -> IngestResult:
@@ -159,6 +200,7 @@ def _ingest_file(lake: Lake, source, row, run_id, run_alive) -> IngestResult:
         "dataset_id": dataset_id,
         "source_uri": stored.source_uri,
         "stored_uri": stored.stored_uri,
+        "read_uri": stored.source_uri,
         "copied": stored.copied,
         "size": stored.size,
         "sha256": stored.sha256,

@@ -18,6 +18,7 @@ from lance.commit import CommitConflictError
 
 from imaging_assets.core import lance_tables
 from imaging_assets.core.lance_tables import quote
+from imaging_assets.core.provenance import PACKAGE_VERSION
 from imaging_assets.frames.manifest import ManifestEntry
 from imaging_assets.frames.schema import (
     dataset_files_schema,
@@ -56,6 +57,7 @@ def entry_row(entry: ManifestEntry, source_uri: str, run_id: str, at: datetime) 
         "content_sha256": entry.content_sha256(),
         "registered_at": at,
         "registered_run_id": run_id,
+        "package_version": PACKAGE_VERSION,
         "ingested": False,
     }
 

@@ -16,6 +16,7 @@ import lance
 import pyarrow as pa
 
 from imaging_assets.core.lance_tables import addable
+from imaging_assets.core.provenance import FAILURES, RAW, REGISTRY
 
 DATASETS = "datasets"
 FRAMES = "frames"
@@ -83,8 +84,9 @@ def datasets_schema() -> pa.Schema:
             pa.field("bytes", pa.int64()),
             pa.field("ingested_at", _TS),
             pa.field("ingested_run_id", pa.string()),
-            # added later: older lakes gain it (null for datasets registered before)
+            # added later: older lakes gain them (null for datasets registered before)
             addable(pa.field("position_indices", pa.list_(pa.int32()))),
+            addable(pa.field("package_version", pa.string())),
         ]
     )
 
@@ -112,6 +114,7 @@ def frames_schema() -> pa.Schema:
             # added later: older lakes gain them (null for frames written before)
             addable(pa.field("package_version", pa.string())),
             addable(pa.field("written_at", _TS)),
+            addable(pa.field("read_uri", pa.string())),  # the file actually opened
         ]
     )
 
@@ -129,8 +132,25 @@ def dataset_files_schema() -> pa.Schema:
             pa.field("dagster_run_id", pa.string()),
             pa.field("stored_at", _TS),
             addable(pa.field("package_version", pa.string())),  # added later (null before)
+            addable(pa.field("read_uri", pa.string())),  # where it was read (added later)
         ]
     )
+
+
+DATASET_FAILURES = "dataset_failures"
+FAILURES_SCHEMA = pa.schema(
+    [
+        pa.field("failure_key", pa.string()),
+        pa.field("dataset_id", pa.string()),
+        pa.field("kind", pa.string()),  # the error's type: InputError, MissingObjectError, ...
+        pa.field("detail", pa.string()),
+        pa.field("source_uri", pa.string()),
+        pa.field("read_uri", pa.string()),
+        pa.field("package_version", pa.string()),
+        pa.field("dagster_run_id", pa.string()),
+        pa.field("written_at", _TS),
+    ]
+)
 
 
 def frame_key(dataset_id: str, c: int, z: int, t: int, p: int) -> str:
@@ -155,4 +175,12 @@ INDEXES: dict[str, list[tuple[str, str]]] = {
         ("p", "BITMAP"),
     ],
     DATASET_FILES: [("dataset_id", "BTREE")],
+}
+
+
+TABLES = {  # the kind of each table (core/provenance.py): what provenance its rows carry
+    DATASETS: REGISTRY,
+    FRAMES: RAW,
+    DATASET_FILES: RAW,
+    DATASET_FAILURES: FAILURES,
 }

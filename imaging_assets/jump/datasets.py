@@ -4,13 +4,24 @@ from __future__ import annotations
 
 from imaging_assets.core.lance_tables import quote
 from imaging_assets.core.partition_write import Partition
+from imaging_assets.core.provenance import DERIVED, FAILURES, RAW
 from imaging_assets.jump.keys import parse_plate_partition_key
+from imaging_assets.jump.schemas import failed_images_schema
 
 SITE_IMAGES = "site_images"
 FAILED_IMAGES = "failed_images"
 WELL_PROFILES = "well_profiles"
 CELL_PROFILES = "cell_profiles"
 CELL_CROPS = "cell_crops"
+
+TABLES = {  # the kind of each table (core/provenance.py): what provenance its rows carry
+    SITE_IMAGES: RAW,
+    FAILED_IMAGES: FAILURES,
+    WELL_PROFILES: RAW,
+    CELL_PROFILES: RAW,
+    CELL_CROPS: DERIVED,
+}
+FAILURES_SCHEMA = failed_images_schema()
 
 ROW_KEYS = {
     SITE_IMAGES: "site_key",

@@ -153,6 +153,9 @@ def site_images_schema(channels: list[str] | tuple[str, ...]) -> pa.Schema:
             # how {c}_pixels is encoded, "name/version" (imaging_assets.processing.codecs); added
             # in 0.3: older lakes gain it (null = "raw/1", the array's C-order bytes)
             addable(pa.field(f"{c}_codec", _S)),
+            # sha256 of the stored cell bytes (added later: null before), so a verify can tell
+            # that the lake still holds what was written
+            addable(pa.field(f"{c}_pixels_sha256", _S)),
             pa.field(f"{c}_shape", pa.list_(pa.int32())),
             pa.field(f"{c}_dtype", _S),
             pa.field(f"{c}_raw_uri", _S),  # the URI the load data names (canonical)
@@ -194,6 +197,7 @@ def failed_images_schema() -> pa.Schema:
             "dagster_run_id",
         )
         + [pa.field("failed_at", pa.timestamp("us", tz="UTC"))]
+        + [addable(pa.field("package_version", _S))]  # added later: null in older rows
     )
 
 

@@ -10,12 +10,20 @@ import pyarrow as pa
 
 from imaging_assets.core.lance_tables import quote
 from imaging_assets.core.partition_write import Partition
+from imaging_assets.core.provenance import DERIVED, FAILURES, RAW
 from imaging_assets.stacks.slices import SliceFailure, slice_key
 
 SLICES = "zstack_slices"
 PROJECTIONS = "zstack_projections"
 SKELETONS = "skeletons"
 SLICE_FAILURES = "zstack_slice_failures"
+
+TABLES = {  # the kind of each table (core/provenance.py): what provenance its rows carry
+    SLICES: RAW,
+    PROJECTIONS: DERIVED,
+    SKELETONS: RAW,
+    SLICE_FAILURES: FAILURES,
+}
 
 ROW_KEYS = {
     SLICES: "slice_key",
@@ -32,6 +40,7 @@ SLICE_FAILURES_SCHEMA = pa.schema(
         pa.field("kind", pa.string()),
         pa.field("detail", pa.string()),
         pa.field("raw_uri", pa.string()),
+        pa.field("read_uri", pa.string()),
         pa.field("package_version", pa.string()),
         pa.field("dagster_run_id", pa.string()),
         pa.field("written_at", pa.timestamp("us", tz="UTC")),
@@ -69,9 +78,13 @@ def slice_failures_table(
                 "kind": failure.kind,
                 "detail": failure.detail,
                 "raw_uri": raw_uri_of(failure.key) if failure.key else None,
+                "read_uri": raw_uri_of(failure.key) if failure.key else None,
                 "package_version": package_version,
                 "dagster_run_id": run_id,
                 "written_at": written_at,
             }
         )
     return pa.Table.from_pylist(rows, schema=SLICE_FAILURES_SCHEMA)
+
+
+FAILURES_SCHEMA = SLICE_FAILURES_SCHEMA

@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import lance
+import numpy as np
 import pyarrow as pa
 import tifffile
 
 from imaging_assets.core.errors import MissingObjectError
+from imaging_assets.core.lance_tables import addable
 from imaging_assets.core.provenance import PACKAGE_VERSION
 from imaging_assets.core.stores import LocalStore, ObjectStore
 
@@ -43,10 +45,13 @@ SLICES_SCHEMA = pa.schema(
         pa.field("tiff_data_offset", pa.int64()),
         pa.field("pixels_mode", pa.string()),
         pa.field("raw_uri", pa.string()),
+        addable(pa.field("read_uri", pa.string())),  # where read (added later: null before)
         pa.field("raw_size", pa.int64()),
         pa.field("raw_etag", pa.string()),
         pa.field("raw_md5", pa.string()),
         pa.field("raw_sha256", pa.string()),
+        # sha256 of the stored pixel bytes (added later: null before): what a verify re-hashes
+        addable(pa.field("pixels_sha256", pa.string())),
         pa.field("package_version", pa.string()),
         pa.field("dagster_run_id", pa.string()),
         pa.field("written_at", pa.timestamp("us", tz="UTC")),
@@ -80,6 +85,10 @@ class SliceFailuresError(RuntimeError):
             f"{shown}{more}. Fix the source, or re-run with config tolerate_failures: true to "
             "write the good slices and record the failures."
         )
+
+
+def _sha256(data) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def slice_key(specimen: str, z: int) -> str:
@@ -226,6 +235,9 @@ class SliceStream:
             pixels = lance.Blob.from_uri(local_uri, int(facts["offset"]), array.nbytes)
         else:
             pixels = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+        # the stored bytes' digest: the referenced range holds exactly the little-endian pixels
+        stored_bytes = memoryview(np.ascontiguousarray(array)) if use_reference else pixels
+        stored = hashing.submit(_sha256, stored_bytes)
         height, width = array.shape
         del array
         values = {
@@ -240,10 +252,12 @@ class SliceStream:
             "tiff_data_offset": facts["offset"],
             "pixels_mode": "reference" if use_reference else "ingested",
             "raw_uri": self.store.uri(key),
+            "read_uri": fetched.uri,
             "raw_size": len(data),
             "raw_etag": fetched.etag or row.get("etag"),
             "raw_md5": md5.result(),
             "raw_sha256": sha256.result(),
+            "pixels_sha256": stored.result(),
             "package_version": PACKAGE_VERSION,
             "dagster_run_id": self.run_id,
             "written_at": dt.datetime.now(dt.UTC),

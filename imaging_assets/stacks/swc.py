@@ -151,6 +151,7 @@ def skeleton_schema() -> pa.Schema:
             pa.field("split", pa.string()),
             *NODE_SCHEMA,
             pa.field("raw_uri", pa.string()),
+            addable(pa.field("read_uri", pa.string())),  # where read (added later: null before)
             pa.field("raw_size", pa.int64()),
             pa.field("raw_etag", pa.string()),
             pa.field("raw_sha256", pa.string()),

@@ -137,7 +137,7 @@ def test_verify_passes_then_reports_a_changed_file_with_exit_code_1(
     samples, ingested, capsys, tmp_path
 ):
     assert main(["datasets", "verify", "--lake", ingested.root]) == 0
-    assert "74 frames and 1 files checked, 0 differ" in capsys.readouterr().out
+    assert "74 frames, 1 stored files checked, 0 differ" in capsys.readouterr().out
 
     # a lake of its own holding the file upload, whose stored copy is then changed
     from imaging_assets.core.stores import LocalStore

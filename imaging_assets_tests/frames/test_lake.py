@@ -268,6 +268,24 @@ def test_a_failing_ingest_commits_nothing(tmp_path):
     assert verify.verify_frames(lake.root).ok
 
 
+def test_an_unusable_source_is_recorded_then_cleared_by_a_good_ingest(tmp_path):
+    lake, source, array = _noise_dataset(tmp_path)
+    dataset_id = "NOISE-2024-01-01-00-00-00-0001"
+    path = tmp_path / "src" / "noise.ome.tif"
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])
+    with pytest.raises(InputError):
+        ingest_dataset(lake, source, dataset_id, "r4")
+    failures = lance.dataset(lake.uri("dataset_failures")).to_table().to_pylist()
+    assert [(f["dataset_id"], f["kind"], f["dagster_run_id"]) for f in failures] == [
+        (dataset_id, "InputError", "r4")
+    ]
+    assert "noise.ome.tif" in failures[0]["detail"]
+    path.write_bytes(good)
+    ingest_dataset(lake, source, dataset_id, "r5")
+    assert lance.dataset(lake.uri("dataset_failures")).count_rows() == 0
+
+
 def test_a_re_ingest_that_would_drop_frames_is_refused_unless_allowed(tmp_path):
     from imaging_assets.core.lance_tables import RemovalRefusedError
 

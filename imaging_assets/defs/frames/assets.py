@@ -148,12 +148,22 @@ class FramesConfig(RerunGuardConfig):
     owners=OWNERS,
     tags=tags("frames", "lance", modality="multidimensional"),
     code_version="1",
-    check_specs=[AssetCheckSpec("sampled_frames_rehash", asset="frames")],
+    check_specs=[
+        AssetCheckSpec(
+            "sampled_frames_rehash",
+            asset="frames",
+            description=(
+                "A sample of the dataset's frames (or its stored file), read back from the lake, "
+                "still has the sha256 recorded at ingest."
+            ),
+        )
+    ],
     description=(
         "One dataset (partition = dataset id): upload type `frames` is split into 2-D frames "
         "(frames.lance: c, z, t, p, channel, zstd pixels, sha256, per-frame metadata; the "
-        "dataset's frames replaced in one commit); upload type `file` is stored as is with size "
-        "and sha256 (dataset_files.lance). The summary goes on the dataset's row."
+        "dataset's frames replaced in one commit, none when unchanged); upload type `file` is "
+        "stored as is with size and sha256 (dataset_files.lance). A source that cannot be used "
+        "is recorded in dataset_failures.lance. The summary goes on the dataset's row."
     ),
 )
 def frames(

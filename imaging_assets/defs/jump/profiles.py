@@ -29,7 +29,7 @@ from pydantic import Field
 
 from imaging_assets.core import lance_tables
 from imaging_assets.core.errors import MissingObjectError
-from imaging_assets.defs.common.catalog import OWNERS, for_partition, tags
+from imaging_assets.defs.common.catalog import OWNERS, for_partition, table_catalog, tags
 from imaging_assets.defs.common.lake_writes import RerunGuardConfig, write, write_metadata
 from imaging_assets.defs.common.stores import LakeResource, SourceResource
 from imaging_assets.defs.jump.partitions import plates_partitions
@@ -67,11 +67,17 @@ def _no_profiles(
     kept = (
         0 if existing is None else existing.count_rows(filter=plate_filter(context.partition_key))
     )
+    catalog = (
+        {"dagster/row_count": kept}
+        if existing is None
+        else table_catalog(existing.schema, kept)  # the plate's rows, as an earlier run left them
+    )
     context.log.warning(
         f"{context.partition_key}: no {what} at {uri}; nothing written"
         + (f", the {kept} rows an earlier run wrote are kept" if kept else "")
     )
     return {
+        **catalog,
         "profiles_found": False,
         "status": MetadataValue.text(f"no {what} for this plate"),
         "expected_at": MetadataValue.path(uri),
@@ -367,7 +373,11 @@ def cell_crops(
     if images is None or cells is None or cells.count_rows(filter=partition_filter) == 0:
         context.log.info(f"{context.partition_key}: no cells (or no images) to crop")
         return MaterializeResult(
-            metadata={"rows": 0, "status": MetadataValue.text("no cells for this plate")}
+            metadata={
+                "dagster/row_count": 0,
+                "rows": 0,
+                "status": MetadataValue.text("no cells for this plate"),
+            }
         )
     channels = [
         name.removesuffix("_pixels") for name in images.schema.names if name.endswith("_pixels")

@@ -23,7 +23,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from imaging_assets.defs.common.catalog import OWNERS, markdown_table, tags
+from imaging_assets.defs.common.catalog import OWNERS, markdown_table, table_catalog, tags
 from imaging_assets.defs.common.lake_writes import RerunGuardConfig, write, write_metadata
 from imaging_assets.defs.common.stores import LakeResource
 from imaging_assets.defs.stacks.partitions import SPECIMENS_PARTITIONS_NAME, specimens_partitions
@@ -120,6 +120,7 @@ def specimen_manifest(
     keys = manifest.files.num_rows
     return MaterializeResult(
         metadata={
+            **table_catalog(manifest.files.schema, keys),  # the files table, one row per file
             "specimens": manifest.specimens.num_rows,
             "files": keys,
             "bytes": int(sum(manifest.specimens["bytes"].to_pylist())),
@@ -358,6 +359,7 @@ def skeletons(
             folder.split,
             {
                 "raw_uri": stack_collection.store().uri(source["key"]),
+                "read_uri": fetched.uri,
                 "raw_size": len(fetched.data),
                 "raw_etag": fetched.etag or source.get("etag"),
                 "raw_sha256": hashlib.sha256(fetched.data).hexdigest(),

@@ -267,6 +267,7 @@ class PlateResult:
             "message": str(failure),
             "dagster_run_id": self.run_id,
             "failed_at": datetime.now(UTC),
+            "package_version": __version__,
         }
 
     def _row(self, task: SiteTask, results: list[_ChannelResult]) -> dict:
@@ -291,6 +292,7 @@ class PlateResult:
             row |= {
                 f"{c}_pixels": encoded.data,
                 f"{c}_codec": encoded.codec,
+                f"{c}_pixels_sha256": hashlib.sha256(encoded.data).hexdigest(),
                 f"{c}_shape": list(array.shape),
                 f"{c}_dtype": str(array.dtype),
                 f"{c}_raw_uri": result.source.raw_uri,
