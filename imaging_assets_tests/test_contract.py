@@ -5,6 +5,8 @@ and a queryable failure table per domain."""
 
 from __future__ import annotations
 
+import os
+
 import lance
 import pytest
 from dagster import AssetKey, DagsterInstance
@@ -79,8 +81,17 @@ def test_every_domain_has_assets_and_a_queryable_failure_table():
 @pytest.fixture(scope="module")
 def demo_instance(demo_lake):
     workdir, _ = demo_lake
-    with DagsterInstance.from_ref(InstanceRef.from_dir(str(workdir / "dagster_home"))) as instance:
-        yield instance
+    home = str(workdir / "dagster_home")
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = home  # the instance file names its storage relative to it
+    try:
+        with DagsterInstance.from_ref(InstanceRef.from_dir(home)) as instance:
+            yield instance
+    finally:
+        if previous is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = previous
 
 
 @pytest.mark.slow

@@ -155,6 +155,7 @@ def _lake_verify(args: argparse.Namespace) -> int:
         from imaging_assets.frames.verify import verify_datasets
 
         report = verify_datasets(lake, args.keys, args.sample, bar)
+    bar.finish()
     for mismatch in report.mismatches:
         print(mismatch.describe())
     print(report.summary())

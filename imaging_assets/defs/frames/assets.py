@@ -22,8 +22,8 @@ from dagster import (
 from pydantic import Field
 
 from imaging_assets.core.errors import InputError, MissingObjectError
-from imaging_assets.core.lance_tables import RemovalRefusedError
-from imaging_assets.defs.common.catalog import OWNERS, tags
+from imaging_assets.core.lance_tables import RemovalRefusedError, open_dataset
+from imaging_assets.defs.common.catalog import OWNERS, table_catalog, tags
 from imaging_assets.defs.common.lake_writes import RerunGuardConfig, run_alive_in, write_metadata
 from imaging_assets.defs.common.stores import LakeResource, SourceResource
 from imaging_assets.defs.frames.partitions import DATASETS_PARTITIONS_NAME, datasets_partitions
@@ -32,7 +32,12 @@ from imaging_assets.frames.lake import (
     ingest_dataset,
     register_manifest,
 )
-from imaging_assets.frames.schema import DATASETS, dataset_files_schema, frames_schema
+from imaging_assets.frames.schema import (
+    DATASETS,
+    dataset_files_schema,
+    datasets_schema,
+    frames_schema,
+)
 
 GROUP = "frames"
 DEFAULT_MANIFEST = os.environ.get("IMAGING_ASSETS_FRAMES_MANIFEST", "frames/manifest.csv")
@@ -118,8 +123,11 @@ def imaging_datasets(
             f"{len(manifest.bad_rows())} bad row(s) of {manifest.rows} not registered "
             f"(rows {', '.join(map(str, manifest.bad_rows()))}):{listed}"
         )
+    registry = open_dataset(target.uri(DATASETS), target.storage_options)
     return MaterializeResult(
         metadata={
+            # the registry as it now is: every registered dataset, one row each
+            **table_catalog(datasets_schema(), registry.count_rows() if registry else 0),
             "dataset_uri": MetadataValue.path(target.uri(DATASETS)),
             "manifest": config.manifest,
             "manifest_sha256": registration.manifest_sha256,
