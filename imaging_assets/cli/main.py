@@ -254,8 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.set_defaults(run=run)
     from imaging_assets.cli.datasets import register as register_datasets
+    from imaging_assets.cli.runs import register as register_runs
 
     register_datasets(commands)
+    register_runs(commands)
     return parser
 
 

@@ -8,6 +8,7 @@ transient failures with backoff; writes are atomic (local: temp file + rename; S
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import os
 import random
 import shutil
@@ -133,6 +134,11 @@ class ObjectStore:
         """Write only if the key does not exist (atomically); False when it already exists."""
         raise NotImplementedError
 
+    def age(self, key: str) -> float | None:
+        """Seconds since the object was last written, by the store's own clock (None: the store
+        cannot tell, or the object is gone): one clock for every host that compares ages."""
+        return None
+
     @contextlib.contextmanager
     def local_file(self, key_or_uri: str, suffix: str = "") -> Iterator[Path]:
         """A local path holding the object (downloaded to a temp file when the store is remote).
@@ -245,6 +251,13 @@ class LocalStore(ObjectStore):
             os.unlink(tmp)
         self._count()
         return True
+
+    def age(self, key: str) -> float | None:
+        try:
+            modified = self.path(key).stat().st_mtime
+        except FileNotFoundError:
+            return None
+        return max(0.0, time.time() - modified)  # the file system's clock: the host's
 
     def delete(self, key: str) -> None:
         path = self.path(key)
@@ -415,6 +428,28 @@ class S3Store(ObjectStore):
             return True
 
         return self._retry(put, f"PUT (if absent) s3://{bucket}/{full}")
+
+    def age(self, key: str) -> float | None:
+        """LastModified against the Date of the same response: both the server's clock."""
+        bucket, full = self._locate(key)
+
+        def head() -> float | None:
+            self._count()
+            try:
+                response = self.client.head_object(Bucket=bucket, Key=full)
+            except botocore.exceptions.ClientError as error:
+                if _s3_is_missing(error):
+                    return None
+                raise
+            date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+            if not date:
+                return None
+            now = email.utils.parsedate_to_datetime(date)
+            # both have whole seconds: take a second off, so an age is never overstated (a
+            # takeover may wait a second longer, never hurry)
+            return max(0.0, (now - response["LastModified"]).total_seconds() - 1.0)
+
+        return self._retry(head, f"HEAD s3://{bucket}/{full}")
 
     def delete(self, key: str) -> None:
         bucket, full = self._locate(key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 
@@ -25,8 +26,16 @@ from imaging_assets.core.stores import LocalStore, S3Store
 from imaging_assets_tests.lakes import partition_filter_for
 
 
-def _plant(store, dataset: str, partition: str, generation: int, body: bytes) -> None:
-    store.write_bytes(f"{lease_prefix(dataset, partition)}{generation:012d}.json", body)
+def _plant(
+    store, dataset: str, partition: str, generation: int, body: bytes, age_s: float = 0.0
+) -> None:
+    """A lease generation as another holder left it, `age_s` old by the store's clock (local
+    stores only: S3's LastModified cannot be set, those tests wait instead)."""
+    key = f"{lease_prefix(dataset, partition)}{generation:012d}.json"
+    store.write_bytes(key, body)
+    if age_s:
+        then = time.time() - age_s
+        os.utime(store.path(key), (then, then))
 
 
 def _held_by(run_id: str, *, host: str = "elsewhere", pid: int = 1, renewed_at: float) -> bytes:
@@ -39,7 +48,9 @@ def _held_by(run_id: str, *, host: str = "elsewhere", pid: int = 1, renewed_at: 
     ).encode()
 
 
-def _race(store, contenders: int, dataset: str, partition: str, hold_s: float = 0.2) -> int:
+def _race(
+    store, contenders: int, dataset: str, partition: str, hold_s: float = 0.2, ttl_s: float = 30
+) -> int:
     """Start `contenders` threads at once; each holds the lease `hold_s` if it wins it.
 
     Returns the most holders seen at once (a contender that loses the first race may still win
@@ -53,7 +64,7 @@ def _race(store, contenders: int, dataset: str, partition: str, hold_s: float = 
     def contend(n: int) -> None:
         barrier.wait()
         try:
-            with Lease(store, dataset, partition, f"run-{n}", ttl_s=30):
+            with Lease(store, dataset, partition, f"run-{n}", ttl_s=ttl_s, wait_s=0):
                 with lock:
                     holding[0] += 1
                     most[0] = max(most[0], holding[0])
@@ -75,8 +86,12 @@ def test_a_live_holder_blocks_and_is_named(tmp_path):
     store = LocalStore(tmp_path)
     with Lease(store, "d", "s__P1", "run-a"):
         with pytest.raises(PartitionBusyError, match="run-a") as raised:
-            Lease(store, "d", "s__P1", "run-b").acquire()
-        assert "_leases/d/s__P1" in str(raised.value)  # says where the lease lives
+            Lease(store, "d", "s__P1", "run-b", wait_s=0).acquire()
+        message = str(raised.value)
+        assert "_leases/d/s__P1" in message  # says where the lease lives
+        # and what to do: wait, or end the dead run so that the lease is taken over at once
+        assert "taken over 90 s from now" in message or "taken over 89 s from now" in message
+        assert "imaging-assets runs fail run-a" in message
     with Lease(store, "d", "s__P1", "run-b"):  # released: free again
         pass
 
@@ -93,17 +108,34 @@ def test_unreadable_leases_are_taken_over(tmp_path, body):
         assert lease.generation == 8 and lease.took_over
 
 
-def test_a_lease_dated_in_the_future_is_taken_over(tmp_path):
+def test_ages_come_from_the_store_not_from_the_hosts_clocks(tmp_path):
+    """A holder whose host clock runs 95 s ahead (or behind) writes times a contender cannot
+    trust; the store's clock decides: a fresh generation is live, an old one expired."""
     store = LocalStore(tmp_path)
-    _plant(store, "d", "p", 1, _held_by("run-x", renewed_at=time.time() + 10 * 365 * 86400))
-    with Lease(store, "d", "p", "run-new") as lease:
-        assert "future" in lease.took_over
+    _plant(store, "d", "ahead", 1, _held_by("run-x", renewed_at=time.time() + 95))
+    _plant(store, "d", "behind", 1, _held_by("run-y", renewed_at=time.time() - 95))
+    for partition in ("ahead", "behind"):
+        with pytest.raises(PartitionBusyError):
+            Lease(store, "d", partition, "run-new", wait_s=0).acquire()
+    _plant(store, "d", "old", 1, _held_by("run-z", renewed_at=time.time() + 95), age_s=91)
+    with Lease(store, "d", "old", "run-new") as lease:
+        assert "stopped renewing it 91 s ago" in lease.took_over
+
+
+def test_a_rerun_waits_for_a_dead_holders_lease_to_expire_instead_of_failing(tmp_path):
+    store = LocalStore(tmp_path)
+    _plant(store, "d", "p", 1, _held_by("run-crashed", renewed_at=time.time()), age_s=1.0)
+    started = time.monotonic()
+    with Lease(store, "d", "p", "run-new", ttl_s=2.0) as lease:
+        waited = time.monotonic() - started
+        assert "stopped renewing" in lease.took_over
+    assert 0.5 < waited < 4.0
 
 
 def test_a_finished_run_is_taken_over_at_once_and_a_running_one_is_not(tmp_path):
     store = LocalStore(tmp_path)
     _plant(store, "d", "p", 1, _held_by("run-dead", renewed_at=time.time()))
-    with pytest.raises(PartitionBusyError):
+    with pytest.raises(PartitionBusyError):  # known alive: busy at once, no waiting
         Lease(store, "d", "p", "run-new", run_alive=lambda run_id: True).acquire()
     with Lease(store, "d", "p", "run-new", run_alive=lambda run_id: run_id != "run-dead") as lease:
         assert "no longer in progress" in lease.took_over
@@ -142,7 +174,7 @@ def test_heartbeat_keeps_a_short_lease_alive_and_expiry_frees_it(tmp_path):
     holder = Lease(store, "d", "p", "run-a", ttl_s=1.0).acquire()
     time.sleep(2.5)  # > 2 TTLs: only the heartbeat keeps it
     with pytest.raises(PartitionBusyError):
-        Lease(store, "d", "p", "run-b", ttl_s=1.0).acquire()
+        Lease(store, "d", "p", "run-b", ttl_s=1.0, wait_s=0).acquire()
     holder._stop.set()  # the holder hangs (no heartbeat) without releasing
     holder._heartbeat.join()
     time.sleep(1.5)
@@ -159,7 +191,7 @@ def test_expired_lease_takeover_has_exactly_one_winner_locally(tmp_path):
     store = LocalStore(tmp_path)
     for trial in range(20):
         partition = f"p{trial}"
-        _plant(store, "d", partition, 3, _held_by("dead", renewed_at=0))
+        _plant(store, "d", partition, 3, _held_by("dead", renewed_at=0), age_s=60)
         assert _race(store, 4, "d", partition) == 1
 
 
@@ -170,11 +202,11 @@ def test_expired_lease_takeover_has_exactly_one_winner_on_s3(s3_server, s3_bucke
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)
     store = S3Store(f"s3://{s3_bucket}/lake", S3Settings(endpoint_url=s3_server.endpoint_url))
-    winners = []
-    for trial in range(40):
-        partition = f"src__P{trial}"
+    partitions = [f"src__P{trial}" for trial in range(40)]
+    for partition in partitions:  # every lease left behind now; all expired once the TTL passed
         _plant(store, "site_images", partition, 5, _held_by("dead", renewed_at=0))
-        winners.append(_race(store, 4, "site_images", partition, hold_s=0.3))
+    time.sleep(4.0)  # > TTL 2 s by SeaweedFS's clock (with its whole-second rounding)
+    winners = [_race(store, 4, "site_images", p, hold_s=0.3, ttl_s=2.0) for p in partitions]
     assert winners == [1] * 40
 
 

@@ -1,0 +1,43 @@
+"""`imaging-assets runs fail RUN_ID`: end a run that died without the instance noticing.
+
+A run whose process was killed while nothing watched it (a laptop without a daemon, a code server
+restarted under it) stays STARTED; marking it failed lets its plate's lease be taken over at once
+and its plate's queued runs start. A run that is still alive is refused unless --force.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _fail(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(args.run_id)
+        if run is None:
+            raise LookupError(f"run {args.run_id} is not in the Dagster instance")
+        if run.is_finished:
+            print(f"run {args.run_id} already ended ({run.status.value}); nothing to do")
+            return 0
+        instance.report_engine_event(
+            f"marked failed from the command line: {args.reason}", run, cls=None
+        )
+        instance.report_run_failed(run)
+    print(f"run {args.run_id} marked FAILED; its plate's lease is taken over by the next run")
+    return 0
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add `runs fail` to an argparse subparsers object."""
+    runs = subparsers.add_parser("runs", help="runs in the Dagster instance ($DAGSTER_HOME)")
+    commands = runs.add_subparsers(dest="runs_command", required=True)
+    fail = commands.add_parser(
+        "fail", help="mark a run that died unnoticed as failed (it stays STARTED otherwise)"
+    )
+    fail.add_argument("run_id", help="the run's id (the lease's busy message names it)")
+    fail.add_argument(
+        "--reason", default="its process is gone", help="recorded in the run's event log"
+    )
+    fail.set_defaults(run=_fail)
+    return runs
