@@ -17,6 +17,11 @@ from botocore import UNSIGNED
 DEFAULT_REGION = "us-east-1"
 
 
+def aws_endpoint(region: str) -> str:
+    """AWS's own regional S3 endpoint."""
+    return f"https://s3.{region}.amazonaws.com"
+
+
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -25,7 +30,9 @@ def _truthy(value: str | None) -> bool:
 class S3Settings:
     """Where and how to reach an S3-compatible store. No secrets: those stay in the environment.
 
-    endpoint_url: None for AWS itself; http(s)://host:port for S3-compatible servers.
+    endpoint_url: None for AWS itself (never an endpoint configured in the environment or in
+        ~/.aws/config: `from_env` has already applied AWS_ENDPOINT_URL); http(s)://host:port for
+        S3-compatible servers.
     anonymous: unsigned requests (public buckets such as the Cell Painting Gallery).
     max_attempts: botocore retry attempts (adaptive mode: backs off on 503 SlowDown and throttling).
     """
@@ -41,12 +48,16 @@ class S3Settings:
     def from_env(cls, prefix: str = "IMAGING_ASSETS_", role: str = "") -> S3Settings:
         """Settings from the environment.
 
-        `role` ("SOURCE" or "LAKE") picks role-specific variables first, e.g.
-        IMAGING_ASSETS_SOURCE_ENDPOINT, then AWS_ENDPOINT_URL; IMAGING_ASSETS_SOURCE_ANONYMOUS;
-        region from AWS_REGION / AWS_DEFAULT_REGION.
+        `role` ("SOURCE", "METADATA", "LAKE", "STACKS") picks role-specific variables, e.g.
+        IMAGING_ASSETS_SOURCE_ENDPOINT, IMAGING_ASSETS_SOURCE_ANONYMOUS, _REGION (else AWS_REGION /
+        AWS_DEFAULT_REGION). The endpoint follows one rule for every role:
+        unset -> AWS_ENDPOINT_URL if set, else AWS; set but empty -> AWS itself, with no fallback
+        (a public AWS bucket as source while AWS_ENDPOINT_URL points at a private store).
         """
         scoped = f"{prefix}{role}_" if role else prefix
-        endpoint = os.environ.get(f"{scoped}ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
+        endpoint = os.environ.get(f"{scoped}ENDPOINT")
+        if endpoint is None:
+            endpoint = os.environ.get("AWS_ENDPOINT_URL")
         region = (
             os.environ.get(f"{scoped}REGION")
             or os.environ.get("AWS_REGION")
@@ -54,7 +65,7 @@ class S3Settings:
             or DEFAULT_REGION
         )
         return cls(
-            endpoint_url=endpoint or None,
+            endpoint_url=(endpoint or "").strip() or None,
             region=region,
             anonymous=_truthy(os.environ.get(f"{scoped}ANONYMOUS")),
         )
@@ -73,6 +84,8 @@ class S3Settings:
         }
         if self.anonymous:
             kwargs["signature_version"] = UNSIGNED
+        # endpoint_url None means AWS: keep boto3 from applying AWS_ENDPOINT_URL(_S3) on its own
+        kwargs["ignore_configured_endpoint_urls"] = True
         if self.endpoint_url:
             # S3-compatible servers on a host:port want path-style addressing.
             kwargs["s3"] = {"addressing_style": "path"}
@@ -93,6 +106,10 @@ class S3Settings:
         if self.endpoint_url:
             options["aws_endpoint"] = self.endpoint_url
             options["aws_virtual_hosted_style_request"] = "false"
+        else:
+            # AWS spelled out: object_store would otherwise take AWS_ENDPOINT_URL from the
+            # environment. This is the URL it uses by default (path-style).
+            options["aws_endpoint"] = aws_endpoint(self.region)
         if self.allow_http:
             options["allow_http"] = "true"
         if self.anonymous:
