@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from imaging_assets.core.errors import InputError
 from imaging_assets.jump.keys import SEPARATOR
-from imaging_assets.jump.profiles.single_cell import inspect_backend, open_backend
+from imaging_assets.jump.profiles.backend import inspect_backend, open_backend
 from imaging_assets.jump.schemas import channel_prefix
 
 DIGEST = re.compile(r"^Image_MD5Digest_Orig(?P<channel>.+)$")

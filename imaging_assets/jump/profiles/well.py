@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from imaging_assets.core.errors import InputError
 from imaging_assets.jump.keys import SEPARATOR
+from imaging_assets.jump.profiles.feature_sets import FeatureSet
+from imaging_assets.jump.profiles.layout import features_array, vector_schema
 
 KEY_COLUMNS = ("well_key", "source", "batch", "plate", "well")
 
@@ -66,3 +69,32 @@ def read_well_profiles(data: bytes, file: str, *, source: str, batch: str, plate
         "well": wells,
     }
     return pa.table({**keys, **columns})
+
+
+def well_profiles_vector(
+    data: bytes, file: str, *, source: str, batch: str, plate: str
+) -> tuple[pa.Table, FeatureSet]:
+    """The same rows in the vector layout: keys, Metadata_* as text, `feature_set`, `features`.
+
+    JUMP's per-well profiles have thousands of features, so they get the layout of the cells
+    (layout.py); the returned feature set must be stored before the rows are committed.
+    """
+    wide = read_well_profiles(data, file, source=source, batch=batch, plate=plate)
+    names = [n for n in wide.column_names if n not in KEY_COLUMNS and not n.startswith("Metadata_")]
+    feature_set = FeatureSet.from_names(names)
+    matrix = np.empty((wide.num_rows, len(names)), dtype=np.float64)
+    for j, name in enumerate(names):
+        matrix[:, j] = wide[name].to_numpy(zero_copy_only=False)
+    keep = [n for n in wide.column_names if n not in names]
+    schema = vector_schema(
+        [wide.schema.field(n) for n in KEY_COLUMNS],
+        [n for n in keep if n not in KEY_COLUMNS],
+        [],
+        FeatureSet((), ()),
+    )
+    columns = [wide[n].combine_chunks() for n in keep]
+    columns += [
+        pa.array([feature_set.id] * wide.num_rows, pa.string()),
+        features_array(matrix),
+    ]
+    return pa.Table.from_arrays(columns, schema=schema), feature_set

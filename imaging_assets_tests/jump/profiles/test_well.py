@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from imaging_assets.core.errors import InputError
-from imaging_assets.jump.profiles import read_well_profiles
+from imaging_assets.jump.profiles import read_well_profiles, well_profiles_vector
 
 
 def _parquet(table: pa.Table) -> bytes:
@@ -58,3 +58,26 @@ def test_non_numeric_feature_names_file_and_column():
     assert "p.parquet" in str(error.value)
     with pytest.raises(InputError, match="not a readable parquet"):
         read_well_profiles(b"not parquet", "q.parquet", source="s", batch="b", plate="P1")
+
+
+def test_vector_layout_of_well_profiles():
+    data = _parquet(
+        pa.table(
+            {
+                "Metadata_Plate": ["P1", "P1"],
+                "Metadata_Well": ["A01", "A02"],
+                "Cells_AreaShape_Area": pa.array([1, None], pa.int32()),
+                "Nuclei_Intensity_Mean": pa.array([0.5, 0.25], pa.float64()),
+            }
+        )
+    )
+    table, feature_set = well_profiles_vector(data, "p.parquet", source="s", batch="b", plate="P1")
+    assert table.column_names == [
+        "well_key", "source", "batch", "plate", "well", "Metadata_Plate", "Metadata_Well",
+        "feature_set", "features",
+    ]  # fmt: skip
+    assert feature_set.names == ("Cells_AreaShape_Area", "Nuclei_Intensity_Mean")
+    assert feature_set.compartments == ("Cells", "Nuclei")
+    assert table["feature_set"].to_pylist() == [feature_set.id] * 2
+    vectors = table["features"].to_pylist()
+    assert vectors[0] == [1.0, 0.5] and vectors[1][1] == 0.25 and vectors[1][0] != vectors[1][0]
