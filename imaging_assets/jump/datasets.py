@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from imaging_assets.core.lance_tables import quote
 from imaging_assets.core.partition_write import Partition
-from imaging_assets.core.provenance import DERIVED, FAILURES, RAW
+from imaging_assets.core.provenance import DERIVED, FAILURES, RAW, REFERENCE
 from imaging_assets.jump.keys import parse_plate_partition_key
 from imaging_assets.jump.schemas import failed_images_schema
 
@@ -13,6 +13,7 @@ FAILED_IMAGES = "failed_images"
 WELL_PROFILES = "well_profiles"
 CELL_PROFILES = "cell_profiles"
 CELL_CROPS = "cell_crops"
+FEATURE_SETS = "feature_sets"  # the ordered feature names of each profiles' feature set
 
 TABLES = {  # the kind of each table (core/provenance.py): what provenance its rows carry
     SITE_IMAGES: RAW,
@@ -20,6 +21,7 @@ TABLES = {  # the kind of each table (core/provenance.py): what provenance its r
     WELL_PROFILES: RAW,
     CELL_PROFILES: RAW,
     CELL_CROPS: DERIVED,
+    FEATURE_SETS: REFERENCE,
 }
 FAILURES_SCHEMA = failed_images_schema()
 

@@ -6,12 +6,11 @@ digest verification and cropping live in imaging_assets.jump.profiles; these ass
 write one commit per plate (none when nothing changed) and report.
 """
 
+import datetime as dt
+import hashlib
 import time
 from collections.abc import Iterator
-from typing import Any
 
-import lance
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import (
@@ -29,6 +28,12 @@ from pydantic import Field
 
 from imaging_assets.core import lance_tables
 from imaging_assets.core.errors import MissingObjectError
+from imaging_assets.core.provenance import (
+    PACKAGE_VERSION,
+    file_sha256,
+    with_source,
+    with_source_fields,
+)
 from imaging_assets.defs.common.catalog import OWNERS, for_partition, table_catalog, tags
 from imaging_assets.defs.common.lake_writes import RerunGuardConfig, write, write_metadata
 from imaging_assets.defs.common.stores import LakeResource, SourceResource
@@ -42,21 +47,22 @@ from imaging_assets.jump.datasets import (
     plate_filter,
     plate_partition,
 )
-from imaging_assets.jump.images import site_array
 from imaging_assets.jump.plates import plate_row
 from imaging_assets.jump.profiles import (
+    FEATURE_SETS,
     cell_crops_schema,
-    cell_profiles_schema_from_sqlite,
-    crop_cells,
     digest_summary,
+    ensure_feature_set,
     image_digests,
-    iter_cell_profiles,
-    read_well_profiles,
+    iter_cell_profile_batches,
+    plan_cell_profiles,
     verify_digests,
+    well_profiles_vector,
 )
+from imaging_assets.jump.profiles.crops import crop_batches
 
 GROUP = "profiles"
-PROFILES_CODE_VERSION = "2"  # bump when parsing, joins or cropping change what is written
+PROFILES_CODE_VERSION = "3"  # bump when parsing, joins or cropping change what is written
 
 
 def _no_profiles(
@@ -86,6 +92,18 @@ def _no_profiles(
     }
 
 
+def _source_values(uri: str, read_uri: str, size: int, context: AssetExecutionContext) -> dict:
+    """The provenance every row of a plate's profiles carries: the file they came from."""
+    return {
+        "source_uri": uri,
+        "read_uri": read_uri,
+        "source_size": size,
+        "package_version": PACKAGE_VERSION,
+        "dagster_run_id": context.run.run_id,
+        "written_at": dt.datetime.now(dt.UTC),
+    }
+
+
 class WellProfilesConfig(RerunGuardConfig):
     """Per-well profiles of one plate."""
 
@@ -99,8 +117,10 @@ class WellProfilesConfig(RerunGuardConfig):
     code_version=PROFILES_CODE_VERSION,
     pool="source_reads",
     description=(
-        "CellProfiler per-well profiles of the plate in well_profiles.lance: features as floats, "
-        "Metadata_* as text, keyed by source, plate, well (well_key) like site_images."
+        "CellProfiler per-well profiles of the plate in well_profiles.lance, keyed by source, "
+        "plate, well (well_key) like site_images: Metadata_* as text, the features as one "
+        "float64 vector (`features`, names in feature_sets.lance by `feature_set`), and the "
+        "profiles file's URI, size and sha256."
     ),
 )
 def well_profiles(
@@ -120,18 +140,25 @@ def well_profiles(
         return MaterializeResult(
             metadata=_no_profiles(context, "per-well profiles", store.uri(key), lake, WELL_PROFILES)
         )
-    table = read_well_profiles(
+    vectors, feature_set = well_profiles_vector(
         fetched.data,
         fetched.uri,
         source=plate["source"],
         batch=plate["batch"],
         plate=plate["plate"],
     )
+    ensure_feature_set(lake.dataset_uri(FEATURE_SETS), feature_set, lake.storage_options())
+    schema = with_source_fields(vectors.schema)
+    provenance = _source_values(store.uri(key), fetched.uri, len(fetched.data), context)
+    provenance["source_sha256"] = hashlib.sha256(fetched.data).hexdigest()
+    table = pa.Table.from_batches(
+        [with_source(b, provenance, schema) for b in vectors.to_batches()], schema=schema
+    )
     written = write(
         context,
         lake,
         plate_partition(WELL_PROFILES, context.partition_key),
-        table.schema,
+        schema,
         table.to_batches(),
         evolve=True,
         max_removed_fraction=config.max_removed_fraction,
@@ -145,7 +172,8 @@ def well_profiles(
         metadata={
             **write_metadata(written, table.schema, seconds, "rows"),
             "profiles_found": True,
-            "features": sum(1 for name in table.column_names if not name.startswith("Metadata_")),
+            "features": len(feature_set.names),
+            "feature_set": feature_set.id,
             "source_uri": fetched.uri,
         }
     )
@@ -223,13 +251,20 @@ def cell_profiles(
             ),
         )
     with store.local_file(key, suffix=".sqlite") as sqlite_path:
-        schema = cell_profiles_schema_from_sqlite(sqlite_path)
+        plan = plan_cell_profiles(sqlite_path, store.uri(key))
+        ensure_feature_set(lake.dataset_uri(FEATURE_SETS), plan.feature_set, lake.storage_options())
+        schema = with_source_fields(plan.schema)
+        provenance = _source_values(
+            store.uri(key), store.uri(key), sqlite_path.stat().st_size, context
+        )
+        provenance["source_sha256"] = file_sha256(sqlite_path)
         counted = {"rows": 0, "batches": 0}
 
         def batches() -> Iterator[pa.RecordBatch]:
-            for batch in iter_cell_profiles(
+            for batch in iter_cell_profile_batches(
                 sqlite_path, store.uri(key), images_per_batch=config.images_per_batch, **names
             ):
+                batch = with_source(batch, provenance, schema)
                 counted["rows"] += batch.num_rows
                 counted["batches"] += 1
                 if counted["batches"] % 50 == 0:
@@ -271,6 +306,8 @@ def cell_profiles(
             **write_metadata(written, schema, seconds, "cells"),
             "profiles_found": True,
             "record_batches": counted["batches"],
+            "features": len(plan.feature_set.names),
+            "feature_set": plan.feature_set.id,
             "source_uri": store.uri(key),
             "provenance": MetadataValue.json(counts),
         },
@@ -285,68 +322,6 @@ class CellCropsConfig(Config):
     center: str = Field(
         default="Nuclei", description="Compartment whose Location_Center_X/Y centres the crop"
     )
-
-
-def _crop_batches(
-    images: lance.LanceDataset,
-    cells: lance.LanceDataset,
-    channels: list[str],
-    schema: pa.Schema,
-    partition_filter: str,
-    config: CellCropsConfig,
-    counted: dict[str, int],
-) -> Iterator[pa.RecordBatch]:
-    x_col = f"{config.center}_Location_Center_X"
-    y_col = f"{config.center}_Location_Center_Y"
-    site_columns = ["site_key", "source", "plate", "well", "site", "recipe_name"]
-    for c in channels:
-        site_columns += [f"{c}_pixels", f"{c}_shape", f"{c}_dtype", f"{c}_crop_offset"]
-    # The plate's cell centres, read once (a few small columns), grouped by site in memory: one
-    # scan of cell_profiles per plate instead of one per site.
-    centres = cells.to_table(
-        columns=["site_key", "cell_id", "object_number", x_col, y_col], filter=partition_filter
-    ).sort_by("site_key")
-    site_keys = centres["site_key"].to_numpy(zero_copy_only=False)
-    for site_batch in images.to_batches(
-        columns=site_columns, filter=partition_filter, batch_size=4
-    ):
-        for site in site_batch.to_pylist():
-            start = int(np.searchsorted(site_keys, site["site_key"], side="left"))
-            stop = int(np.searchsorted(site_keys, site["site_key"], side="right"))
-            if stop == start:
-                continue
-            cell_rows = centres.slice(start, stop - start)
-            offset_y, offset_x = site[f"{channels[0]}_crop_offset"] or (0, 0)
-            stack = np.stack([site_array(site, c) for c in channels])
-            centers = np.column_stack(
-                [
-                    cell_rows[x_col].to_numpy(zero_copy_only=False) - offset_x,
-                    cell_rows[y_col].to_numpy(zero_copy_only=False) - offset_y,
-                ]
-            )
-            crops, touches = crop_cells(stack, centers, size=config.size)
-            counted["cells"] += len(crops)
-            columns: dict[str, Any] = {
-                "cell_id": cell_rows["cell_id"].to_pylist(),
-                "site_key": [site["site_key"]] * len(crops),
-                "source": [site["source"]] * len(crops),
-                "plate": [site["plate"]] * len(crops),
-                "well": [site["well"]] * len(crops),
-                "site": [site["site"]] * len(crops),
-                "object_number": cell_rows["object_number"].to_pylist(),
-                "center_x": centers[:, 0],
-                "center_y": centers[:, 1],
-                "touches_border": touches,
-                "crop_shape": [[config.size, config.size]] * len(crops),
-                "dtype": [str(stack.dtype)] * len(crops),
-                "site_images_version": [images.version] * len(crops),
-                "recipe_name": [site["recipe_name"]] * len(crops),
-            }
-            for index, c in enumerate(channels):
-                columns[f"{c}_crop"] = [crop[index].tobytes() for crop in crops]
-            yield pa.RecordBatch.from_pydict(
-                {name: columns[name] for name in schema.names}, schema=schema
-            )
 
 
 @asset(
@@ -390,7 +365,17 @@ def cell_crops(
         lake,
         plate_partition(CELL_CROPS, context.partition_key),
         schema,
-        _crop_batches(images, cells, channels, schema, partition_filter, config, counted),
+        crop_batches(
+            images,
+            cells,
+            channels,
+            schema,
+            partition_filter,
+            size=config.size,
+            center=config.center,
+            run_id=context.run.run_id,
+            counted=counted,
+        ),
         index_columns=("cell_id",),
         max_removed_fraction=None,  # derived from two guarded lake datasets: always recomputable
         # the version read changes with every other plate's commit; the crops do not

@@ -27,8 +27,8 @@ import lance
 import pyarrow as pa
 
 from imaging_assets.core.lance_tables import create_once, open_dataset, quote
+from imaging_assets.jump.datasets import FEATURE_SETS  # noqa: F401 - its name
 
-FEATURE_SETS = "feature_sets"
 KNOWN_COMPARTMENTS = ("Cells", "Cytoplasm", "Nuclei", "Image")
 
 
