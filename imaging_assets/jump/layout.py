@@ -7,6 +7,8 @@ build keys here, so the layout is written down once.
 
 from __future__ import annotations
 
+import os
+
 LOAD_DATA_DIR = "workspace/load_data_csv"
 LOAD_DATA_ORIG_DIR = "workspace/load_data_csv_orig"
 LOAD_DATA_FILE = "load_data.csv"
@@ -61,6 +63,18 @@ def backend_sqlite_key(source: str, batch: str, plate: str) -> str:
 def backend_csv_prefix(source: str, batch: str, plate: str) -> str:
     """Folder of CellProfiler CSV exports (Image.csv, Cells.csv, Cytoplasm.csv, Nuclei.csv)."""
     return f"{source}/workspace/backend/{batch}/{plate}/"
+
+
+CANONICAL_ROOTS: tuple[str, ...] = tuple(
+    prefix.strip()
+    for prefix in os.environ.get(
+        "IMAGING_ASSETS_SOURCE_CANONICAL", "s3://cellpainting-gallery/"
+    ).split(",")
+    if prefix.strip()
+)
+"""Where the URIs in load_data files may point for the source root to mirror them: the Cell
+Painting Gallery by default ($IMAGING_ASSETS_SOURCE_CANONICAL, comma-separated prefixes, for a
+private collection's own bucket)."""
 
 
 def rebase_to_source_key(uri: str, source: str) -> str | None:

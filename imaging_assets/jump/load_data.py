@@ -39,7 +39,7 @@ from imaging_assets.core.errors import InputError
 from imaging_assets.core.stores import has_scheme
 from imaging_assets.jump.csv import decompress, empty_cells, read_typed_csv
 from imaging_assets.jump.keys import KEY_PART_RULE, SEPARATOR, key_part_problem
-from imaging_assets.jump.layout import rebase_to_source_key
+from imaging_assets.jump.layout import CANONICAL_ROOTS, rebase_to_source_key
 from imaging_assets.jump.schemas import LOAD_DATA_SCHEMA
 
 Format = Literal["csv", "parquet"]
@@ -102,6 +102,19 @@ def channels_of(columns: list[str], file: str) -> tuple[list[str], str]:
     return [m["ch"] for c in columns if (m := _FILE.match(c))], "path"
 
 
+def _require_channels(found: list[str], required, style: str, file: str) -> None:
+    missing = [c for c in required if c not in found]
+    if missing:
+        column = f"URL_Orig{missing[0]}" if style == "url" else f"FileName_Orig{missing[0]}"
+        raise InputError(
+            file,
+            f"no image column for channel(s) {', '.join(missing)}",
+            column=column,
+            expected=f"a column per channel the images are made of ({', '.join(required)})",
+            got=", ".join(found),
+        )
+
+
 def _join_path(path: pa.ChunkedArray, name: pa.ChunkedArray) -> pa.ChunkedArray:
     """PathName + "/" + FileName with exactly one slash between them."""
     trimmed = pc.utf8_rtrim(path, characters="/")
@@ -161,12 +174,15 @@ def normalize_load_data(
     source: str | None = None,
     batch: str | None = None,
     plate: str | None = None,
+    channels: tuple[str, ...] | list[str] = (),
 ) -> pa.Table:
     """One row per (site, channel): source, batch, plate, well, site, channel, uri, illum_uri,
     site_key, frame, and load_data_row (the file's 1-based data row).
 
     `source` and `batch` fill the Metadata_Source / Metadata_Batch columns when the file has
     none. `source` and `plate`, when given, are the partition's: every row must name them.
+    `channels`: every one must have its image column (the channels the images are made of), so
+    a file missing one is refused here, naming it, not later when a site lacks the channel.
     """
     table = read_raw_table(data, file, fmt)
     if table.num_rows == 0:
@@ -177,7 +193,9 @@ def normalize_load_data(
         row = empty_cells(table, column)
         if row is not None:
             raise InputError(file, "empty value in a required column", column=column, row=row)
-    channels, style = channels_of(table.column_names, file)
+    found, style = channels_of(table.column_names, file)
+    _require_channels(found, channels, style, file)
+    channels = found
     sources = _constant_or_column(table, "Metadata_Source", source, file)
     batches = _constant_or_column(table, "Metadata_Batch", batch, file)
     _check_partition(table, file, source, plate)
@@ -310,19 +328,24 @@ def _has_dot_dot(uri: str) -> bool:
     return ".." in urllib.parse.unquote(uri).split("/")
 
 
-def resolve_uri(uri: str, source: str, root: str) -> str:
+def resolve_uri(
+    uri: str, source: str, root: str, canonical: tuple[str, ...] = CANONICAL_ROOTS
+) -> str:
     """Where a location of the load data is read from: under `root`, or ValueError saying why not.
 
-    A URI holding the source folder ("s3://cellpainting-gallery/cpg0016-jump/source_4/images/...")
-    is rebased: everything from "source_4/" on is the key under the root. A relative path joins
-    the root. Anything else (an absolute path, another bucket or host) is kept as written and
-    must itself be under the root. No `..` segment is accepted anywhere: object stores take it
-    literally, file systems and HTTP servers resolve it, so it cannot mean one place.
+    A URI of the collection the root mirrors (under one of `canonical`, by default the Cell
+    Painting Gallery: "s3://cellpainting-gallery/cpg0016-jump/source_4/images/...") is rebased:
+    everything from "source_4/" on is the key under the root. A relative path joins the root.
+    Anything else (an absolute path, another bucket or host) is kept as written and must itself
+    be under the root: a URI of another bucket is refused, never rebased. No `..` segment is
+    accepted anywhere: object stores take it literally, file systems and HTTP servers resolve
+    it, so it cannot mean one place.
     """
     text = uri.replace("\\", "/")
     if _has_dot_dot(text):
         raise ValueError("has a '..' segment")
-    key = rebase_to_source_key(text, source)
+    mirrored = any(text.startswith(prefix) for prefix in canonical)
+    key = rebase_to_source_key(text, source) if mirrored else None
     if key is not None:
         resolved = f"{root}/{key}"
     elif text.startswith("file://") and not has_scheme(root):

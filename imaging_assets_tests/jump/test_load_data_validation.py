@@ -165,6 +165,24 @@ def test_image_outside_the_source_root_is_rejected(uri):
     assert error.value.got == uri
 
 
+def test_another_bucket_holding_the_source_folder_is_refused_not_rebased():
+    """Only the collection the root mirrors (the Cell Painting Gallery by default) is rebased;
+    a URI of another bucket that happens to hold the source folder is refused."""
+    uri = "s3://someone-elses-bucket/cpg0016-jump/source_1/images/b/images/P1/r1.tiff"
+    with pytest.raises(InputError) as error:
+        _resolved(_csv({}, {"URL_OrigDNA": uri}))
+    assert error.value.column == "URL_OrigDNA" and error.value.got == uri
+
+
+def test_a_missing_channel_column_is_named_with_the_file():
+    data = _csv({})
+    with pytest.raises(InputError) as error:
+        normalize_load_data(data, "ld.csv", "csv", channels=("DNA", "Mito"))
+    assert error.value.column == "URL_OrigMito" and "ld.csv" in str(error.value)
+    assert "Mito" in str(error.value)
+    assert normalize_load_data(data, "ld.csv", "csv", channels=("DNA",)).num_rows > 0
+
+
 def test_illumination_outside_the_source_root_is_rejected():
     data = _csv({"URL_IllumDNA": "/etc/passwd"})
     with pytest.raises(InputError) as error:

@@ -4,16 +4,28 @@ import time
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from dagster import AssetExecutionContext, Output, asset
+from dagster import AssetExecutionContext, Config, Output, asset
+from pydantic import Field
 
 from imaging_assets.defs.common.catalog import OWNERS, tags
 from imaging_assets.defs.common.stores import SourceResource
 from imaging_assets.defs.jump.metadata import table_metadata
 from imaging_assets.defs.jump.partitions import plates_partitions
 from imaging_assets.jump import load_data as load_data_logic
+from imaging_assets.jump.channels import CELL_PAINTING_CHANNELS
 from imaging_assets.jump.plates import locate_load_data, plate_row
 
 GROUP = "plates"
+
+
+class LoadDataConfig(Config):
+    channels: list[str] = Field(
+        default_factory=lambda: list(CELL_PAINTING_CHANNELS),
+        description=(
+            "Channels every plate must have an image column for (the channels site_images "
+            "processes): a load_data file missing one is refused here, naming the column"
+        ),
+    )
 
 
 @asset(
@@ -22,17 +34,19 @@ GROUP = "plates"
     kinds={"arrow", "parquet"},
     owners=OWNERS,
     tags=tags("jump", "parquet"),
-    code_version="2",  # bump when parsing or validation changes what is written
+    code_version="3",  # bump when parsing or validation changes what is written
     description=(
         "One row per (site, channel) of a plate: source, batch, plate, well, site, channel, the raw "
         "object's URI under the source root, its illumination function, and the well's perturbation "
         "and control role (wells without metadata kept, has_metadata = false). Fails, naming the "
         "file, column and row, when a row names another plate or source than the partition, a "
-        "key part is malformed, or a location is not under the source root."
+        "key part is malformed, a channel's image column is missing, or a location is not under "
+        "the source root."
     ),
 )
 def load_data(
     context: AssetExecutionContext,
+    config: LoadDataConfig,
     plate_index: pa.Table,
     well_metadata: pa.Table,
     source: SourceResource,
@@ -49,6 +63,7 @@ def load_data(
         source=plate["source"],
         batch=plate["batch"],
         plate=plate["plate"],
+        channels=config.channels,
     )
     table = load_data_logic.resolve_uris(table, store.root, file=fetched.uri)
     plate_wells = well_metadata.filter(

@@ -104,6 +104,21 @@ def test_image_outside_the_source_root_fails_naming_the_root(setup):
     assert str(setup["source"].resolve()) in message and "/etc/hostname" in message
 
 
+def test_a_missing_channel_column_fails_at_load_data_naming_it(setup):
+    """A load_data file without one channel's URL_Orig column fails here, naming the file and
+    the column, before anything is rewritten (not later in site_images, naming sampled_sites)."""
+    path = _csv_path(setup)
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    drop = header.index("URL_OrigMito")
+    path.write_text(
+        "\n".join(",".join(f for i, f in enumerate(line.split(",")) if i != drop) for line in lines)
+        + "\n"
+    )
+    message = _failure(setup)
+    assert str(path) in message and "column 'URL_OrigMito'" in message
+
+
 def test_well_with_the_key_separator_fails(setup):
     path = _csv_path(setup)
     lines = path.read_text().splitlines()
