@@ -4,15 +4,18 @@ Each is one root URI plus the S3 settings to reach it. Secrets are not fields: c
 the environment or boto3's chain when a client is built.
 """
 
+import contextlib
 import os
+import socket
 from pathlib import Path
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from imaging_assets.core.lake import Lake
 from imaging_assets.core.s3 import DEFAULT_REGION, S3Settings
 from imaging_assets.core.stores import ObjectStore, open_store
+from imaging_assets.defs.common.run_launcher import HOST_TAG
 
 DEFAULT_LAKE = ".lake"
 
@@ -69,6 +72,14 @@ class LakeResource(StoreResource):
     def storage_options(self) -> dict[str, str] | None:
         """Lance storage options built from the same settings as the boto3 client."""
         return self.s3_settings().lance_storage_options() if self.is_s3 else None
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """Record on the run which host runs it, once: run monitoring's health check
+        (defs/common/run_launcher.py) can then tell a dead run worker on this host."""
+        run, instance = context.dagster_run, context.instance
+        if run is not None and instance is not None and HOST_TAG not in run.tags:
+            with contextlib.suppress(Exception):  # advisory: never fail a step over it
+                instance.add_run_tags(run.run_id, {HOST_TAG: socket.gethostname()})
 
     def handle(self) -> Lake:
         """The core lake handle (root, store, storage options) the domains write through."""
