@@ -83,6 +83,18 @@ def scale_to_uint8(image: np.ndarray, low: float, high: float) -> np.ndarray:
     return np.clip(scaled, 0, 255).astype(np.uint8)
 
 
+def uint8_to_raw(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Raw intensities back from scale_to_uint8's values: the middle of each value's bin.
+
+    scale_to_uint8 truncates, so value v stands for raw in [low + v*step, low + (v+1)*step) with
+    step = (high - low) / 255: the bin's middle is the unbiased estimate (the bottom, used before,
+    was low by half a step on average: -62 raw units on a real Mito channel). 255 stands for raw
+    >= high (clipped) and maps to high."""
+    step = (high - low) / 255.0
+    raw = low + (values.astype(np.float32) + np.float32(0.5)) * np.float32(step)
+    return np.where(values == 255, np.float32(high), raw).astype(np.float32)
+
+
 def robust_8bit_crop(
     image: np.ndarray, illum: np.ndarray | None, params: dict[str, Any]
 ) -> ProcessedChannel:

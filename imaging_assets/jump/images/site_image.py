@@ -19,6 +19,7 @@ import pyarrow as pa
 from imaging_assets.core.lance_tables import quote
 from imaging_assets.jump.images.decoding import site_stacks
 from imaging_assets.jump.schemas import channel_prefix
+from imaging_assets.processing.recipes import uint8_to_raw
 
 PIXEL_FIELDS = ("pixels", "shape", "dtype")
 PROVENANCE_FIELDS = (
@@ -67,14 +68,14 @@ class SiteImage:
         return self._provenance
 
     def to_raw(self) -> np.ndarray:
-        """Processed values mapped back to raw intensities: low + v / 255 * (high - low)."""
+        """Processed values mapped back to raw intensities, from the bounds stored with the row:
+        each 8-bit value to the middle of the raw range it stands for (processing.recipes)."""
         if self.array.dtype != np.uint8:
             return self.array.astype(np.float32)
         out = np.empty(self.array.shape, dtype=np.float32)
         for index, channel in enumerate(self.channels):
-            low = self.provenance[channel]["low"]
-            high = self.provenance[channel]["high"]
-            out[index] = low + self.array[index].astype(np.float32) / 255.0 * (high - low)
+            bounds = self.provenance[channel]
+            out[index] = uint8_to_raw(self.array[index], bounds["low"], bounds["high"])
         return out
 
 
