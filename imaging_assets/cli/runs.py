@@ -28,8 +28,40 @@ def _fail(args: argparse.Namespace) -> int:
     return 0
 
 
+def _attention(args: argparse.Namespace) -> int:
+    """Plates whose runs keep failing, with their last error (what the schedule backs off)."""
+    import datetime as dt
+
+    from dagster import DagsterInstance
+
+    from imaging_assets.defs.jump.schedules import plate_histories
+    from imaging_assets.jump.backfill import Backoff, needing_attention
+
+    with DagsterInstance.get() as instance:
+        failing = needing_attention(plate_histories(instance), args.min_failures)
+    if not failing:
+        print(f"no plate failed {args.min_failures} or more times in a row")
+        return 0
+    backoff = Backoff()
+    print(f"{'plate':<34} {'failures':>8}  {'next try (UTC)':<17} last error")
+    for key, past in failing:
+        ready = (past.last_failure_at or 0) + backoff.wait_s(past.consecutive_failures)
+        when = dt.datetime.fromtimestamp(ready, dt.UTC).strftime("%Y-%m-%d %H:%M")
+        print(f"{key:<34} {past.consecutive_failures:>8}  {when:<17} {past.last_error or '-'}")
+    return 0
+
+
 def register(subparsers) -> argparse.ArgumentParser:
-    """Add `runs fail` to an argparse subparsers object."""
+    """Add `runs fail` and `plates attention` to an argparse subparsers object."""
+    plates = subparsers.add_parser("plates", help="plates in the Dagster instance ($DAGSTER_HOME)")
+    plate_commands = plates.add_subparsers(dest="plates_command", required=True)
+    attention = plate_commands.add_parser(
+        "attention",
+        help="plates whose runs failed again and again, with their last error and next retry",
+    )
+    attention.add_argument("--min-failures", type=int, default=2, help="failures in a row")
+    attention.set_defaults(run=_attention)
+
     runs = subparsers.add_parser("runs", help="runs in the Dagster instance ($DAGSTER_HOME)")
     commands = runs.add_subparsers(dest="runs_command", required=True)
     fail = commands.add_parser(

@@ -41,3 +41,23 @@ def test_a_dead_run_marked_failed_frees_its_plate_at_once(tmp_path, monkeypatch,
             assert "no longer in progress" in lease.took_over
     assert main(["runs", "fail", "no-such-run"]) == 2
     assert "no-such-run" in capsys.readouterr().err
+
+
+def test_plates_attention_lists_failing_plates_with_their_next_retry(tmp_path, monkeypatch, capsys):
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert main(["plates", "attention"]) == 0
+    assert "no plate failed" in capsys.readouterr().out
+    with DagsterInstance.get() as instance:
+        for _ in range(2):
+            create_run_for_test(
+                instance,
+                job_name="plate_job",
+                status=DagsterRunStatus.FAILURE,
+                tags={"dagster/partition": "source_9__BAD"},
+            )
+    assert main(["plates", "attention"]) == 0
+    out = capsys.readouterr().out
+    assert "source_9__BAD" in out and " 2 " in out

@@ -2,13 +2,18 @@
 
 A plate is stale when its latest site_images materialization has another code version than the
 current definition (the code version changes with any recipe version), so bumping a recipe
-reprocesses every plate at the pace the run queue and its concurrency limits allow.
+reprocesses every plate at the pace the run queue and its concurrency limits allow. Plates whose
+runs keep failing are retried after a back-off that doubles with each failure, after new and
+stale plates (jump/backfill.py), and listed with their last error in the tick's log and by
+`imaging-assets plates attention`.
 """
 
 import os
+import time
 
 from dagster import (
     AssetKey,
+    DagsterEventType,
     DagsterRunStatus,
     DefaultScheduleStatus,
     RunRequest,
@@ -21,11 +26,13 @@ from dagster import (
 from imaging_assets.defs.jump.images import recipes_code_version
 from imaging_assets.defs.jump.jobs import plate_job
 from imaging_assets.defs.jump.partitions import PLATES_PARTITIONS_NAME
-from imaging_assets.jump.backfill import plates_to_run
+from imaging_assets.jump.backfill import PlateHistory, needing_attention, plates_to_run
 from imaging_assets.jump.datasets import SITE_IMAGES
 from imaging_assets.jump.keys import parse_plate_partition_key
 
 MAX_RUNS_PER_TICK = int(os.environ.get("IMAGING_ASSETS_BACKFILL_MAX_RUNS", "20"))
+HISTORY_RUNS = 5000  # newest finished plate runs read per tick for failure histories
+ATTENTION_LOGGED = 50
 PAGE = 1000
 IN_FLIGHT = [
     DagsterRunStatus.QUEUED,
@@ -53,6 +60,44 @@ def latest_code_versions(instance, asset_key: AssetKey) -> dict[str, str | None]
         cursor = page.cursor
 
 
+def plate_histories(instance, limit: int = HISTORY_RUNS) -> dict[str, PlateHistory]:
+    """Failures since the last success of each plate, from the newest finished plate runs (with
+    the last failure's time and the first line of its error)."""
+    records = instance.get_run_records(
+        filters=RunsFilter(
+            job_name=plate_job.name,
+            statuses=[DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE],
+        ),
+        limit=limit,
+    )  # newest first
+    failures: dict[str, list] = {}
+    settled: set[str] = set()
+    for record in records:
+        key = record.dagster_run.tags.get("dagster/partition")
+        if key is None or key in settled:
+            continue
+        if record.dagster_run.status == DagsterRunStatus.SUCCESS:
+            settled.add(key)
+        else:
+            failures.setdefault(key, []).append(record)
+    histories = {}
+    for key, failed in failures.items():
+        newest = failed[0]
+        ended = newest.end_time or newest.update_timestamp.timestamp()
+        histories[key] = PlateHistory(len(failed), ended, _first_error(instance, newest))
+    return histories
+
+
+def _first_error(instance, record) -> str | None:
+    for event in instance.all_logs(
+        record.dagster_run.run_id, of_type=DagsterEventType.STEP_FAILURE
+    ):
+        error = event.dagster_event.step_failure_data.error
+        if error is not None:
+            return f"{event.dagster_event.step_key}: {error.message.strip().splitlines()[0][:300]}"
+    return None
+
+
 def partitions_in_flight(instance) -> set[str]:
     runs = instance.get_runs(filters=RunsFilter(job_name=plate_job.name, statuses=IN_FLIGHT))
     return {run.tags.get("dagster/partition") for run in runs} - {None}
@@ -63,20 +108,35 @@ def partitions_in_flight(instance) -> set[str]:
     cron_schedule="0 * * * *",
     default_status=DefaultScheduleStatus.STOPPED,
     description=(
-        "Every hour: plate_job runs for plates whose site_images are missing or stale, at most "
-        "IMAGING_ASSETS_BACKFILL_MAX_RUNS per tick, skipping plates with a run in flight."
+        "Every hour: plate_job runs for plates whose site_images are missing or stale, then for "
+        "failing plates whose back-off (1 h, doubling, at most 7 days) is over; at most "
+        "IMAGING_ASSETS_BACKFILL_MAX_RUNS per tick, skipping plates with a run in flight. Plates "
+        "that failed twice or more are logged with their last error."
     ),
 )
 def plate_backfill_schedule(context: ScheduleEvaluationContext):
     instance = context.instance
+    histories = plate_histories(instance)
+    now = (
+        context.scheduled_execution_time.timestamp()
+        if context.scheduled_execution_time
+        else time.time()
+    )
     chosen, counts = plates_to_run(
         instance.get_dynamic_partitions(PLATES_PARTITIONS_NAME),
         latest_code_versions(instance, AssetKey(SITE_IMAGES)),
         recipes_code_version(),
         partitions_in_flight(instance),
         MAX_RUNS_PER_TICK,
+        histories,
+        now,
     )
     context.log.info(f"plates: {counts}; requesting {len(chosen)}")
+    for key, past in needing_attention(histories)[:ATTENTION_LOGGED]:
+        context.log.warning(
+            f"needs attention: {key} failed {past.consecutive_failures} times in a row; "
+            f"last error: {past.last_error}"
+        )
     if not chosen:
         return SkipReason(f"nothing missing or stale: {counts}")
     tick = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else ""

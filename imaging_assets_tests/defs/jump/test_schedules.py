@@ -41,3 +41,34 @@ def test_a_plate_with_a_run_in_flight_is_not_requested_again():
             build_schedule_context(instance=instance, scheduled_execution_time=tick)
         )
         assert [r.partition_key for r in requests] == ["source_1__B"]
+
+
+def test_a_plate_that_keeps_failing_backs_off_and_a_new_plate_still_runs():
+    from dagster import DagsterRunStatus
+    from dagster._core.test_utils import create_run_for_test
+
+    from imaging_assets.defs.jump.schedules import plate_histories
+
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(PLATES_PARTITIONS_NAME, ["source_1__A", "source_1__Z"])
+        for _ in range(3):
+            create_run_for_test(
+                instance,
+                job_name="plate_job",
+                status=DagsterRunStatus.FAILURE,
+                tags={"dagster/partition": "source_1__A"},
+            )
+        history = plate_histories(instance)
+        assert history["source_1__A"].consecutive_failures == 3
+        tick = datetime.now(UTC)  # the failures are minutes old: 3 failures wait 4 hours
+        requests = plate_backfill_schedule(
+            build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        )
+        assert [r.partition_key for r in requests] == ["source_1__Z"]
+        create_run_for_test(
+            instance,
+            job_name="plate_job",
+            status=DagsterRunStatus.SUCCESS,
+            tags={"dagster/partition": "source_1__A"},
+        )
+        assert "source_1__A" not in plate_histories(instance)  # a success clears the record
