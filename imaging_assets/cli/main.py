@@ -39,6 +39,51 @@ def _demo(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    """One job (for one partition) in this process, without a daemon: the way to run a plate,
+    a specimen or a dataset by hand. Without DAGSTER_HOME, the demo's work directory is used."""
+    import json
+
+    import yaml
+
+    from imaging_assets.demo.location import location_tags
+    from imaging_assets.demo.runner import QUIET, DemoPaths, prepare_environment, run_summary
+
+    if "DAGSTER_HOME" in os.environ:
+        home = Path(os.environ["DAGSTER_HOME"])
+        home.mkdir(parents=True, exist_ok=True)  # Dagster refuses a home that does not exist
+    else:
+        prepare_environment(DemoPaths(Path(args.workdir).resolve()))
+    from dagster import DagsterInstance
+
+    from imaging_assets.definitions import defs
+
+    config = dict(QUIET)
+    if args.config:
+        text = Path(args.config).read_text()
+        config |= json.loads(text) if args.config.endswith(".json") else yaml.safe_load(text)
+    job = defs.resolve_job_def(args.job)
+    with DagsterInstance.get() as instance:
+        if args.partition and job.partitions_def is not None:
+            known = job.partitions_def.get_partition_keys(dynamic_partitions_store=instance)
+            if args.partition not in known:
+                raise LookupError(
+                    f"{args.partition} is not a partition of {args.job} in the instance at "
+                    f"{os.environ['DAGSTER_HOME']}: run the job that registers it first "
+                    "(metadata_job for plates, imaging_datasets_job for datasets, the "
+                    "specimen_manifest asset for specimens)"
+                )
+        result = job.execute_in_process(
+            partition_key=args.partition,
+            instance=instance,
+            run_config=config,
+            tags=location_tags(),
+            raise_on_error=False,
+        )
+    print(run_summary(result, args.partition))
+    return 0 if result.success else 1
+
+
 def dagster_dev_command(port: int, workspace: Path) -> list[str]:
     """`dagster dev` for this code location (named by `workspace`), web UI on loopback only."""
     dagster = str(Path(sys.executable).with_name("dagster"))
@@ -199,6 +244,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="sample gallery seed")
     demo.add_argument("--plates", nargs="*", help="only these partition keys (<source>__<plate>)")
     demo.set_defaults(run=_demo)
+
+    run = command(
+        "run",
+        "run one job (one partition of it) in this process, without a daemon: metadata_job, "
+        "plate_job, images_job, stacks_job, imaging_datasets_job, frames_job",
+    )
+    run.add_argument("job", help="the job's name")
+    run.add_argument("--partition", help="plate <source>__<plate>, specimen or dataset id")
+    run.add_argument("--config", help="run config, YAML or JSON file (as the Launchpad shows)")
+    run.add_argument(
+        "--workdir", default=".demo", help="the demo's work directory when DAGSTER_HOME is unset"
+    )
+    run.set_defaults(run=_run)
 
     dev = command("dev", "dagster dev (web UI on 127.0.0.1) on the demo work directory")
     dev.add_argument("--workdir", default=".demo", help="the demo's work directory")

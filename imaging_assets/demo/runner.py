@@ -17,18 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imaging_assets.core.settings import HOME_ENV
+from imaging_assets.core.units import human_bytes
 from imaging_assets.demo.location import location_tags, write_workspace
 
-REPO_INSTANCE_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
+# the repository's instance file (queue limits, run monitoring, the run launcher) when this runs
+# from a checkout; a minimal one when the package is installed without the repository
+REPO_INSTANCE_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
 FALLBACK_INSTANCE_YAML = """telemetry:
   enabled: false
-storage:
-  sqlite:
-    base_dir:
-      env: DAGSTER_HOME
+nux:
+  enabled: false
 """
 GALLERY_MARKER = ".imaging_assets_gallery.json"
-QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+# Dagster's own console log only for warnings and errors: the demo prints one line per run with
+# what each asset wrote (`run_summary`); the full event log is in the instance (dagster dev)
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,9 @@ class DemoReport:
 
     plates: list[str] = field(default_factory=list)
     failed_plates: dict[str, str] = field(default_factory=dict)
-    outputs: list[tuple[str, int, str]] = field(default_factory=list)  # (table, rows, location)
+    outputs: list[tuple[str, int, int | None]] = field(default_factory=list)  # table, rows, bytes
     collections: dict[str, bool] = field(default_factory=dict)  # stacks and frames runs: success
+    lake: str = ""
 
     @property
     def failed(self) -> bool:
@@ -73,9 +77,12 @@ class DemoReport:
         )
         lines += [f"  FAILED {name}" for name, ok in self.collections.items() if not ok]
         width = max((len(name) for name, _, _ in self.outputs), default=10)
-        lines.append(f"{'table'.ljust(width)}  {'rows':>9}  location")
-        for name, rows, location in self.outputs:
-            lines.append(f"{name.ljust(width)}  {rows:>9,}  {location}")
+        lines.append(f"{'table'.ljust(width)}  {'rows':>9}  {'size':>9}")
+        for name, rows, size in self.outputs:
+            shown = "-" if size is None else human_bytes(size)
+            lines.append(f"{name.ljust(width)}  {rows:>9,}  {shown:>9}")
+        if self.lake:
+            lines.append(f"(tables under {self.lake}; `imaging-assets lake tables` lists them)")
         return "\n".join(lines)
 
 
@@ -135,6 +142,7 @@ def run_demo(
         result = defs.resolve_job_def("metadata_job").execute_in_process(
             instance=instance, run_config=QUIET, tags=location_tags()
         )
+        echo(run_summary(result))
         if not result.success:
             raise RuntimeError("metadata_job failed; see the Dagster logs above")
         keys = sorted(instance.get_dynamic_partitions(PLATES_PARTITIONS_NAME))
@@ -143,7 +151,6 @@ def run_demo(
         plate_job = defs.resolve_job_def("plate_job")
         for number, key in enumerate(keys, start=1):
             source, _ = parse_plate_partition_key(key)
-            echo(f"[{number}/{len(keys)}] plate_job {key}")
             report.plates.append(key)
             run = plate_job.execute_in_process(
                 partition_key=key,
@@ -152,6 +159,7 @@ def run_demo(
                 run_config=QUIET,
                 raise_on_error=False,
             )
+            echo(f"[{number}/{len(keys)}] {run_summary(run, key)}")
             if not run.success:
                 failure = next((e for e in run.all_events if e.is_step_failure), None)
                 report.failed_plates[key] = (
@@ -161,7 +169,39 @@ def run_demo(
                 )
         report.collections = _run_other_domains(defs, instance, echo)
     report.outputs = summarize_lake(paths.lake)
+    report.lake = str(paths.lake)
     return report
+
+
+def run_summary(result, partition: str | None = None, name: str | None = None) -> str:
+    """One line for a run: the job, the partition, and what each asset wrote (rows, or
+    "unchanged"), or the first line of the error of a failed step."""
+    parts = []
+    sampled_none = False
+    for event in result.get_asset_materialization_events():
+        metadata = event.materialization.metadata
+        rows = metadata.get("dagster/row_count")
+        outcome = metadata.get("outcome")
+        text = event.asset_key.to_user_string()
+        if rows is not None:
+            text += f" {rows.value:,}"
+        if outcome is not None and outcome.value == "unchanged":
+            text += " (unchanged)"
+        sampled_none |= (
+            event.asset_key.to_user_string() == "sampled_sites"
+            and rows is not None
+            and rows.value == 0
+        )
+        parts.append(text)
+    if sampled_none:
+        parts.append("no site sampled: the sampling quotas select none of this plate type")
+    failure = next((e for e in result.all_events if e.is_step_failure), None)
+    if failure is not None:
+        error = failure.step_failure_data.error
+        message = error.message.strip().splitlines()[0] if error else "failed"
+        parts.append(f"FAILED {failure.step_key}: {message[:200]}")
+    head = (name or result.job_def.name) + (f" {partition}" if partition else "")
+    return f"{head}: " + ", ".join(parts) if parts else head
 
 
 def ensure_other_collections(paths: DemoPaths, seed: int) -> str:
@@ -185,7 +225,6 @@ def _run_other_domains(defs, instance, echo: Callable[[str], None]) -> dict[str,
     from imaging_assets.defs.stacks.partitions import SPECIMENS_PARTITIONS_NAME
 
     def run(job_name: str, key: str | None = None) -> bool:
-        echo(f"{job_name} {key}" if key else job_name)
         result = defs.resolve_job_def(job_name).execute_in_process(
             partition_key=key,
             instance=instance,
@@ -193,18 +232,21 @@ def _run_other_domains(defs, instance, echo: Callable[[str], None]) -> dict[str,
             tags=location_tags(),
             raise_on_error=False,
         )
+        echo(run_summary(result, key))
         return result.success
 
-    echo("specimen_manifest")
+    manifest = materialize(
+        list(defs.assets),
+        selection=["specimen_manifest"],
+        instance=instance,
+        resources=defs.resources,
+        run_config=QUIET,
+        tags=location_tags(),
+        raise_on_error=False,
+    )
+    echo(run_summary(manifest, name="specimen_manifest"))
     outcome = {
-        "specimen_manifest": materialize(
-            list(defs.assets),
-            selection=["specimen_manifest"],
-            instance=instance,
-            resources=defs.resources,
-            tags=location_tags(),
-            raise_on_error=False,
-        ).success,
+        "specimen_manifest": manifest.success,
         "imaging_datasets_job": run("imaging_datasets_job"),
     }
     for key in sorted(instance.get_dynamic_partitions(SPECIMENS_PARTITIONS_NAME)):
@@ -214,22 +256,14 @@ def _run_other_domains(defs, instance, echo: Callable[[str], None]) -> dict[str,
     return outcome
 
 
-def summarize_lake(lake: Path) -> list[tuple[str, int, str]]:
-    """Rows and location of every table in the lake: Parquet asset folders and Lance datasets."""
-    import lance
-    import pyarrow.parquet as pq
+def summarize_lake(lake: Path) -> list[tuple[str, int, int | None]]:
+    """(table, rows, bytes) of every table of the lake, Lance and Parquet (what `imaging-assets
+    lake tables` lists)."""
+    from imaging_assets.core.lake import Lake
+    from imaging_assets.core.maintenance import parquet_tables, summarize
 
-    outputs: list[tuple[str, int, str]] = []
     if not lake.exists():
-        return outputs
-    for entry in sorted(lake.iterdir()):
-        if entry.name.startswith(("_", ".")):  # bookkeeping such as partition leases
-            continue
-        if entry.suffix == ".lance":
-            rows = lance.dataset(str(entry)).count_rows()
-            outputs.append((entry.stem, rows, str(entry)))
-        elif entry.is_dir():
-            files = sorted(entry.rglob("*.parquet"))
-            rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-            outputs.append((entry.name, rows, f"{entry} ({len(files)} files)"))
-    return outputs
+        return []
+    handle = Lake.open(lake)
+    tables = summarize(handle.store, handle.uri, None) + parquet_tables(handle.store)
+    return [(t.name, t.rows, t.bytes_on_disk) for t in sorted(tables, key=lambda t: t.name)]

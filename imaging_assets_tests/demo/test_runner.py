@@ -68,7 +68,8 @@ def test_demo_writes_every_table_and_a_rerun_changes_nothing(demo):
     rows = _rows(first)
     assert set(rows) >= EXPECTED, first
     assert all(rows[name] > 0 for name in EXPECTED)
-    assert (workdir / "dagster_home" / "dagster.yaml").exists()
+    home_yaml = (workdir / "dagster_home" / "dagster.yaml").read_text()
+    assert home_yaml == (PROJECT_ROOT / "dagster.yaml").read_text()  # the shipped instance
     before = _lance_state(workdir / "lake")
     lake_bytes = _bytes(workdir / "lake")
     second = _demo(workdir)

@@ -79,7 +79,8 @@ def load_data(
     channels = sorted(set(table["channel"].to_pylist()))
     if wells_without:
         context.log.warning(
-            f"{context.partition_key}: {wells_without} wells have no row in well metadata; "
+            f"{context.partition_key}: {wells_without} "
+            f"{'well has' if wells_without == 1 else 'wells have'} no row in well metadata; "
             "kept with has_metadata = false"
         )
     context.log.info(f"{fetched.uri}: {sites} sites x {len(channels)} channels in {seconds:.2f} s")

@@ -114,9 +114,16 @@ def sampled_sites(
     summary = sampling_summary(table)
     without = load_data.filter(pc.invert(load_data["has_metadata"]))
     wells_without = pc.count_distinct(without["well"]).as_py() if without.num_rows else 0
+    kept = ", ".join(
+        f"{role}: {n['sites']} sites in {n['wells']} wells" for role, n in sorted(summary.items())
+    )
     context.log.info(
-        f"{context.partition_key} ({plate['plate_type']}): kept {summary} of "
-        f"{load_data.num_rows} load_data rows"
+        f"{context.partition_key} ({plate['plate_type']}): "
+        + (
+            f"kept {table.num_rows} of {load_data.num_rows} load_data rows ({kept})"
+            if table.num_rows
+            else f"no site sampled: the quotas select none of a {plate['plate_type']} plate"
+        )
     )
     return Output(
         table,
