@@ -46,14 +46,11 @@ def _run(args: argparse.Namespace) -> int:
 
     import yaml
 
+    from imaging_assets.cli.runs import use_instance
     from imaging_assets.demo.location import location_tags
-    from imaging_assets.demo.runner import QUIET, DemoPaths, prepare_environment, run_summary
+    from imaging_assets.demo.runner import QUIET, run_summary
 
-    if "DAGSTER_HOME" in os.environ:
-        home = Path(os.environ["DAGSTER_HOME"])
-        home.mkdir(parents=True, exist_ok=True)  # Dagster refuses a home that does not exist
-    else:
-        prepare_environment(DemoPaths(Path(args.workdir).resolve()))
+    use_instance(args.workdir)  # Dagster refuses a home that does not exist: it is made
     from dagster import DagsterInstance
 
     from imaging_assets.definitions import defs

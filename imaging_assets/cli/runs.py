@@ -10,9 +10,23 @@ from __future__ import annotations
 import argparse
 
 
+def use_instance(workdir: str) -> None:
+    """$DAGSTER_HOME (created if missing), else the demo's work directory's Dagster home."""
+    import os
+    from pathlib import Path
+
+    from imaging_assets.demo.runner import DemoPaths, prepare_environment
+
+    if "DAGSTER_HOME" in os.environ:
+        Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    else:
+        prepare_environment(DemoPaths(Path(workdir).resolve()))
+
+
 def _fail(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
+    use_instance(args.workdir)
     with DagsterInstance.get() as instance:
         run = instance.get_run_by_id(args.run_id)
         if run is None:
@@ -37,6 +51,7 @@ def _attention(args: argparse.Namespace) -> int:
     from imaging_assets.defs.jump.schedules import plate_histories
     from imaging_assets.jump.backfill import Backoff, needing_attention
 
+    use_instance(args.workdir)
     with DagsterInstance.get() as instance:
         failing = needing_attention(plate_histories(instance), args.min_failures)
     if not failing:
@@ -61,6 +76,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     attention.add_argument("--min-failures", type=int, default=2, help="failures in a row")
     attention.set_defaults(run=_attention)
+    for command in (attention,):
+        command.add_argument(
+            "--workdir",
+            default=".demo",
+            help="the demo's work directory when DAGSTER_HOME is unset",
+        )
 
     runs = subparsers.add_parser("runs", help="runs in the Dagster instance ($DAGSTER_HOME)")
     commands = runs.add_subparsers(dest="runs_command", required=True)
@@ -70,6 +91,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     fail.add_argument("run_id", help="the run's id (the lease's busy message names it)")
     fail.add_argument(
         "--reason", default="its process is gone", help="recorded in the run's event log"
+    )
+    fail.add_argument(
+        "--workdir", default=".demo", help="the demo's work directory when DAGSTER_HOME is unset"
     )
     fail.set_defaults(run=_fail)
     return runs

@@ -144,22 +144,3 @@ def test_demo_runs_belong_to_the_code_location_in_the_web_ui(demo):
             for run in runs:
                 page.get_by_text(run["runId"][:8]).first.wait_for()
             page.screenshot(path=workdir / "plate_job_runs.png")
-
-
-@pytest.mark.slow
-def test_readme_python_blocks_run_on_the_demo_lake(demo, monkeypatch, capsys):
-    """Every ```python block of README.md, in order, on the demo's lake (no network)."""
-    import re
-
-    workdir, _ = demo
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
-    assert len(blocks) >= 3
-    monkeypatch.chdir(workdir.parent)
-    lake = str(workdir / "lake")
-    namespace: dict = {}
-    for block in blocks:
-        exec(compile(block.replace('".demo/lake"', repr(lake)), "README.md", "exec"), namespace)
-    assert namespace["pixels"].ndim == 3
-    assert namespace["block"].shape == (2, 64, 64)
-    assert "raw_md5" in str(namespace["image"].provenance["DNA"])
