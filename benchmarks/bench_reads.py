@@ -25,8 +25,6 @@ import argparse
 import hashlib
 import io
 import multiprocessing
-import os
-import platform
 import shutil
 import statistics
 import sys
@@ -63,10 +61,11 @@ from imaging_assets.processing import (  # noqa: E402
 from imaging_assets.read import SiteDataset, open_lake  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import REAL_FIXTURES, describe_machine, require_real_fixtures  # noqa: E402
 from bench_images import synthetic_sites  # noqa: E402  (the same synthetic sites, one generator)
 
 CHANNELS = ["DNA", "AGP", "ER", "Mito", "RNA"]
-REAL = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real"
+REAL = REAL_FIXTURES
 ROBUST = get_recipe("robust_8bit_crop")
 
 
@@ -534,19 +533,8 @@ def training(real_lake: Path, tmp: Path, n_sites: int) -> None:
 
 
 def machine() -> str:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (
-        f"machine: {platform.machine()}, {model}, nproc {affinity}, load avg {load}; python "
-        f"{platform.python_version()}, numpy {np.__version__}, pylance {lance.__version__}, "
+        f"{describe_machine()}, numpy {np.__version__}, pylance {lance.__version__}, "
         f"imagecodecs {imagecodecs.__version__}"
     )
 
@@ -564,6 +552,7 @@ def main() -> None:
         "--copies", type=int, default=8, help="copies of the real sites for the write path"
     )
     args = parser.parse_args()
+    require_real_fixtures("phenix_site_v1", "images")
     print(machine())
     real = real_sites()
     synthetic = synthetic_sites(args.sites)
@@ -584,7 +573,7 @@ def main() -> None:
         real_lake = tmp / "lake_real_pzstd_False"
         lookup_at_scale(tmp, args.rows, args.real_every)
         training(real_lake, tmp, args.train_sites)
-    print("\n" + machine().split(";")[0].replace("machine:", "machine at the end:"))
+    print("\n" + describe_machine().split(";")[0].replace("machine:", "machine at the end:"))
 
 
 if __name__ == "__main__":
