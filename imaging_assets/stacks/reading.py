@@ -3,6 +3,7 @@
     stack = open_stack(lake_root, "specimen_01")        # or an s3:// root + storage_options
     stack.shape, stack.dtype, stack.z                    # (slices, height, width); z values
     block = stack.window(z=slice(10, 20), y=slice(1700, 2212), x=slice(2100, 2612))
+    stack.best_focus_z, stack.quality                    # the in-focus z; metrics per slice
     nodes = skeleton(lake_root, "specimen_01")           # one row per SWC node
 
 A window is one `read_blob_ranges` call: one byte range per (slice, row) of the window, or one per
@@ -19,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from imaging_assets.core.lance_tables import open_dataset, quote
+from imaging_assets.stacks import quality
 from imaging_assets.stacks.datasets import SKELETONS, SLICES
 
 PROVENANCE_COLUMNS = (
@@ -30,6 +32,7 @@ PROVENANCE_COLUMNS = (
     "raw_sha256",
     "tiff_compression",
     "pixels_mode",
+    "qc_metric_set",
     "package_version",
     "dagster_run_id",
     "written_at",
@@ -80,12 +83,31 @@ class Stack:
     @property
     def provenance(self) -> dict:
         """Where the pixels came from: dataset and version, and per slice the raw object."""
+        columns = [c for c in PROVENANCE_COLUMNS if c in self.rows.column_names]
         return {
             "specimen": self.specimen,
             "dataset_uri": self.dataset.uri,
             "dataset_version": self.dataset.version,
-            "slices": self.rows.select(list(PROVENANCE_COLUMNS)).to_pylist(),
+            "slices": self.rows.select(columns).to_pylist(),
         }
+
+    @property
+    def quality(self) -> pa.Table:
+        """z and CellProfiler's image-quality features of each slice (stacks/quality.py); null
+        where not measured (slices written before the metrics existed)."""
+        columns = [
+            self.rows[name] if name in self.rows.column_names else pa.nulls(len(self.rows), t)
+            for name, t in [("z", pa.int32())] + [(c, pa.float64()) for c in quality.COLUMNS]
+        ]
+        return pa.table(columns, names=["z", *quality.COLUMNS])
+
+    @property
+    def best_focus_z(self) -> int | None:
+        """The z (value, not position) of the best-focused slice: the highest FocusScore
+        (stacks/quality.py says why); None when no slice was measured."""
+        if quality.FOCUS_COLUMN not in self.rows.column_names:
+            return None
+        return quality.best_focus(self.z, self.rows[quality.FOCUS_COLUMN].to_pylist())
 
     def window(self, z=None, y=None, x=None) -> np.ndarray:
         """The (z, y, x) window as an array; reads only the rows of each slice it covers.
@@ -137,7 +159,9 @@ def open_stack(
     dataset = lance.dataset(
         dataset_uri(lake_root, SLICES), version=version, storage_options=storage_options
     )
-    columns = ["z", "height", "width", "dtype", *PROVENANCE_COLUMNS[1:]]
+    wanted = ["z", "height", "width", "dtype", *PROVENANCE_COLUMNS[1:], *quality.COLUMNS]
+    present = set(dataset.schema.names)  # a lake written before a column existed lacks it
+    columns = [c for c in wanted if c in present]
     rows = dataset.to_table(
         columns=columns, filter=f"specimen = {quote(specimen)}", with_row_address=True
     ).sort_by("z")

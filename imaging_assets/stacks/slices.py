@@ -9,6 +9,10 @@ at the end of the stream (so every failure is named at once) and nothing is comm
 Pixels are the decoded slice as C-order little-endian bytes (row y starts at y * width * itemsize),
 so a window is a set of byte ranges. With `reference`, an uncompressed contiguous little-endian
 TIFF page on local disk is stored as a reference to the original bytes (no copy).
+
+Each decoded slice is also measured once (stacks/quality.py: CellProfiler's image-quality
+features as columns ImageQuality_<Feature>_Slice), on the worker pool that hashes the raw bytes,
+so no slice is read or decoded twice.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import hashlib
 import io
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +35,7 @@ from imaging_assets.core.errors import MissingObjectError
 from imaging_assets.core.lance_tables import addable
 from imaging_assets.core.provenance import PACKAGE_VERSION
 from imaging_assets.core.stores import LocalStore, ObjectStore
+from imaging_assets.stacks import quality
 
 SLICES_SCHEMA = pa.schema(
     [
@@ -56,6 +61,7 @@ SLICES_SCHEMA = pa.schema(
         pa.field("dagster_run_id", pa.string()),
         pa.field("written_at", pa.timestamp("us", tz="UTC")),
         lance.blob_field("pixels"),
+        *quality.FIELDS,  # ImageQuality_<Feature>_Slice..., qc_metric_set, qc_scale (addable)
     ]
 )
 FAILURE_KINDS = ("missing", "empty", "truncated", "undecodable", "wrong_size", "duplicate_z")
@@ -107,6 +113,17 @@ def _local_file_uri(store: ObjectStore, key: str) -> str | None:
 
 
 @dataclass
+class _Started:
+    """A slice read and decoded, its hashes and metrics under way on the worker pool."""
+
+    z: int
+    values: dict  # the row's columns known already
+    pixels: object  # the stored bytes, or a lance.Blob reference
+    futures: dict[str, Future]  # column -> its value to come (the checksums)
+    measured: Future | None  # (quality columns, CPU seconds), when measured
+
+
+@dataclass
 class SliceStream:
     """The batches of one specimen; `failures` and counters fill in as it is consumed."""
 
@@ -125,6 +142,14 @@ class SliceStream:
     shape: tuple[int, int] | None = None
     dtype: str | None = None
     compressions: set[str] = field(default_factory=set)
+    measure_quality: bool = True
+    focus: dict[int, float] = field(default_factory=dict)  # z -> FocusScore of written slices
+    quality_cpu_seconds: float = 0.0  # CPU spent measuring, on the worker threads
+
+    @property
+    def best_focus_z(self) -> int | None:
+        """The written slice with the highest FocusScore (stacks/quality.py)."""
+        return quality.best_focus(list(self.focus), self.focus.values())
 
     def _fail(self, z: int, key: str | None, kind: str, detail: str) -> None:
         self.failures.append(SliceFailure(self.specimen, z, key, kind, detail))
@@ -181,24 +206,41 @@ class SliceStream:
                 z,
                 key,
                 "wrong_size",
-                f"{array.shape} {array.dtype}, the specimen's slices are {tuple(expected)} {self.dtype or array.dtype}",
+                f"{array.shape} {array.dtype}, the specimen's slices are {tuple(expected)} "
+                f"{self.dtype or array.dtype}",
             )
             return None
         self.shape, self.dtype = tuple(array.shape), str(array.dtype)
         return array, facts
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        # md5 and sha256 run on two threads while the slice decodes (hashlib releases the GIL)
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="slice-hash") as hashing:
+        # md5 and sha256 run on two threads while the slice decodes (hashlib releases the GIL),
+        # then the quality metrics of the decoded slice on a third (NumPy and the FFT release
+        # it; one thread of its own, so that only one malloc arena holds its large temporaries).
+        # A slice's batch is finished once the next slice is read and decoded, so its hashing
+        # and measuring overlap that read: one more slice in memory, not one more pass.
+        with (
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="slice-hash") as hashing,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="slice-quality") as measuring,
+        ):
+            pending: _Started | None = None
             for row in self._plan():
-                batch = self._one(row, hashing)
-                if batch is not None:
-                    self.slices_written += 1
-                    yield batch
+                started = self._start(row, hashing, measuring)
+                if started is None:
+                    continue
+                if pending is not None:
+                    yield self._batch(pending)
+                pending = started
+            if pending is not None:
+                yield self._batch(pending)
         if self.failures and not self.tolerate_failures:
             raise SliceFailuresError(self.specimen, self.failures)
 
-    def _one(self, row: dict, hashing: ThreadPoolExecutor) -> pa.RecordBatch | None:
+    def _start(
+        self, row: dict, hashing: ThreadPoolExecutor, measuring: ThreadPoolExecutor
+    ) -> _Started | None:
+        """Read, check and decode one slice and start its hashes and metrics (None: the slice
+        failed, recorded)."""
         z, key = row["z"], row["key"]
         try:
             fetched = self.store.read(key)
@@ -222,6 +264,7 @@ class SliceStream:
         if decoded is None:
             return None
         array, facts = decoded
+        measured = measuring.submit(quality.timed_measure, array) if self.measure_quality else None
         self.compressions.add(facts["compression"])
         local_uri = _local_file_uri(self.store, key)
         use_reference = (
@@ -255,16 +298,31 @@ class SliceStream:
             "read_uri": fetched.uri,
             "raw_size": len(data),
             "raw_etag": fetched.etag or row.get("etag"),
-            "raw_md5": md5.result(),
-            "raw_sha256": sha256.result(),
-            "pixels_sha256": stored.result(),
             "package_version": PACKAGE_VERSION,
             "dagster_run_id": self.run_id,
+        }
+        futures = {"raw_md5": md5, "raw_sha256": sha256, "pixels_sha256": stored}
+        return _Started(z, values, pixels, futures, measured)
+
+    def _batch(self, started: _Started) -> pa.RecordBatch:
+        """The slice's batch, once its hashes and metrics are done."""
+        values = {
+            **started.values,
+            **{name: future.result() for name, future in started.futures.items()},
             "written_at": dt.datetime.now(dt.UTC),
         }
+        if started.measured is not None:
+            metrics, cpu_seconds = started.measured.result()
+            self.quality_cpu_seconds += cpu_seconds
+            values |= metrics
+            if metrics[quality.FOCUS_COLUMN] is not None:
+                self.focus[started.z] = metrics[quality.FOCUS_COLUMN]
+        pixels = started.pixels
+        self.slices_written += 1
         arrays = [
-            pa.array([values[f.name]], type=f.type) for f in SLICES_SCHEMA if f.name != "pixels"
+            lance.blob_array([pixels])
+            if f.name == "pixels"
+            else pa.array([values.get(f.name)], type=f.type)
+            for f in SLICES_SCHEMA
         ]
-        return pa.RecordBatch.from_arrays(
-            [*arrays, lance.blob_array([pixels])], schema=SLICES_SCHEMA
-        )
+        return pa.RecordBatch.from_arrays(arrays, schema=SLICES_SCHEMA)

@@ -7,8 +7,10 @@
 
 Each specimen is a random tree (seeded by its name) rendered as dark neurites on a bright, noisy,
 unevenly lit field; the SWC is the same tree (x, y in pixels, z in slices, radius in pixels), so
-skeleton and pixels agree. "tiny" is for tests; "bench" is one specimen of 64 slices of 2048x2048
-uint16 (512 MiB) for benchmarks/bench_stacks.py.
+skeleton and pixels agree: a node at (x, y) darkens the pixels within its radius of pixel
+(round(y), round(x)) of the slices near its z, i.e. x and y are pixel indices (0 is the centre of
+the first pixel), the convention stacks/render.py draws skeletons with. "tiny" is for tests;
+"bench" is one specimen of 64 slices of 2048x2048 uint16 (512 MiB) for benchmarks/bench_stacks.py.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import shutil
 
 import lance
@@ -9,7 +11,9 @@ import numpy as np
 import pytest
 import tifffile
 from dagster import SensorResult, SkipReason, build_sensor_context, instance_for_test, materialize
+from PIL import Image
 
+from imaging_assets.core.units import human_bytes
 from imaging_assets.defs.common.stores import LakeResource
 from imaging_assets.defs.stacks import sensors as stacks_sensors
 from imaging_assets.defs.stacks.assets import (
@@ -24,7 +28,10 @@ from imaging_assets.defs.stacks.resources import StackCollectionResource
 from imaging_assets.defs.stacks.sensors import new_specimens_sensor
 from imaging_assets.demo.gallery.stacks import generate_stacks
 from imaging_assets.processing import codecs
+from imaging_assets.processing.quality import measure
 from imaging_assets.read import open_lake
+from imaging_assets.stacks.render import EDGE, GREYS
+from imaging_assets.stacks.swc import parse_swc
 
 PER_SPECIMEN = [zstack_slices, zstack_projections, skeletons]
 
@@ -74,6 +81,9 @@ def test_manifest_registers_partitions_and_reports(setup):
     assert len(meta["export"]["neuron_002"]["imagestack"]) == 6
     assert meta["totals_by_split"]["TEST_DATA_SET"]["specimens"] == 1
     assert "| neuron_" in meta["sizes"]
+    on_disk = sum(p.stat().st_size for p in collection.root.rglob("*") if p.is_file())
+    assert meta["size"] == human_bytes(on_disk) and meta["size"].endswith(" KB")
+    assert "| size |" in meta["sizes"] and " KB |" in meta["sizes"]
     assert (lake / "stack_manifests" / "sample" / "manifest.json").is_file()
 
     shutil.copytree(collection.folders["neuron_001"], collection.root / "neuron_005")
@@ -99,12 +109,16 @@ def test_specimen_assets_write_the_lake(setup):
     result = _specimen(instance, resources, "neuron_001")
     slices = _metadata(result, "zstack_slices")
     assert slices["slices"] == 6 and slices["failures"] == 0 and slices["height"] == 96
+    raw_bytes = sum(collection.slice_path("neuron_001", z).stat().st_size for z in range(6))
+    assert slices["raw_read"] == human_bytes(raw_bytes)  # "148.1 KB", not 148090
     projection = _metadata(result, "zstack_projections")
     assert projection["projection"].startswith(
-        "![max projection of neuron_001](data:image/png;base64,"
+        "![min projection of neuron_001 with its skeleton](data:image/png;base64,"
     )
+    assert projection["kind"] == "min" and projection["skeleton"].startswith("skeleton drawn")
     skeleton_meta = _metadata(result, "skeletons")
     assert skeleton_meta["nodes"] > 10 and skeleton_meta["stats"]["roots"] == 1
+    assert skeleton_meta["skeleton"].startswith(f"{skeleton_meta['nodes']} nodes from ")
 
     read = open_lake(str(lake))
     stack = read.stack("neuron_001")
@@ -132,14 +146,80 @@ def test_specimen_assets_write_the_lake(setup):
     # the traced projection is a few hundred pixels at most and lands in its own table
     projections_ds = lance.dataset(str(lake / "zstack_projections.lance"))
     projections = projections_ds.to_table()
-    assert projections.num_rows == 1 and projections["proj_width"][0].as_py() <= 256
+    assert projections.num_rows == 1 and projections["proj_width"][0].as_py() <= 512
+
+
+def _swc_xy(collection, specimen: str) -> tuple[np.ndarray, np.ndarray]:
+    swc = collection.folders[specimen] / f"{specimen}.swc"
+    nodes, _ = parse_swc(swc.read_text(), str(swc))
+    return nodes["x"].to_numpy(), nodes["y"].to_numpy()
+
+
+def test_projection_shows_the_neuron_with_its_skeleton(setup):
+    collection, resources, instance, lake = setup
+    materialize([specimen_manifest], instance=instance, resources=resources)
+    result = _specimen(instance, resources, "neuron_001")
+    meta = _metadata(result, "zstack_projections")
+    row = lance.dataset(str(lake / "zstack_projections.lance")).to_table().to_pylist()[0]
+    assert row["kind"] == "min" and "brightfield" in row["kind_reason"]
+    # 128 x 96 slices, not reduced, the picture enlarged 4x to 512 x 384
+    assert (row["factor"], row["png_scale"]) == (1, 4.0)
+    picture = Image.open(io.BytesIO(row["png"]))
+    assert picture.size == (512, 384) and meta["png_size"].startswith("512x384 px, ")
+    encoded = meta["projection"].split("base64,", 1)[1].split(")", 1)[0]
+    assert base64.b64decode(encoded) == row["png"]  # the metadata shows what the table holds
+
+    x, y = _swc_xy(collection, "neuron_001")
+    assert row["skeleton_nodes_drawn"] == len(x)
+    # stack pixel x spans [x - 0.5, x + 0.5]: 4 PNG pixels, 4x + 0.5 .. 4x + 2.5 rounded
+    indices = np.asarray(picture)
+    on_edge = indices[np.rint(4 * y + 1.5).astype(int), np.rint(4 * x + 1.5).astype(int)] == EDGE
+    assert on_edge.mean() > 0.95, on_edge.mean()  # every edge passes through its two nodes
+    assert (indices < GREYS).mean() > 0.9  # the overlay is thin: the picture is the projection
+
+    # and the skeleton lies on the neuron: the projection is dark under the nodes
+    projection = codecs.decode(
+        row["pixels"], (row["proj_height"], row["proj_width"]), row["dtype"], row["pixels_codec"]
+    )
+    under = projection[np.rint(y).astype(int), np.rint(x).astype(int)]
+    assert np.median(under) < np.percentile(projection, 5) < np.median(projection)
+
+
+def test_best_focused_slice_is_recorded(setup):
+    collection, resources, instance, lake = setup
+    materialize([specimen_manifest], instance=instance, resources=resources)
+    result = _specimen(instance, resources, "neuron_002")
+    focus = [
+        measure(tifffile.imread(collection.slice_path("neuron_002", z)))["FocusScore"]
+        for z in range(6)
+    ]
+    best = int(np.argmax(focus))
+    slices = _metadata(result, "zstack_slices")
+    assert slices["best_focus_z"] == best and slices["best_focus_feature"] == (
+        "ImageQuality_FocusScore_Slice"
+    )
+    assert slices["focus_by_z"] == {str(z): float(f"{v:.6g}") for z, v in enumerate(focus)}
+    assert slices["quality_metric_set"] == "cellprofiler.MeasureImageQuality/1"
+    assert slices["quality_ms_per_slice"] > 0
+    assert _metadata(result, "zstack_projections")["best_focus_z"] == best
+    row = lance.dataset(str(lake / "zstack_projections.lance")).to_table().to_pylist()[0]
+    assert row["best_focus_z"] == best
+    assert row["best_focus_feature"] == "ImageQuality_FocusScore_Slice"
+    assert open_lake(str(lake)).stack("neuron_002").best_focus_z == best
 
 
 def test_specimen_without_skeleton_and_test_split(setup):
     _, resources, instance, lake = setup
     materialize([specimen_manifest], instance=instance, resources=resources)
     result = _specimen(instance, resources, "neuron_101")
-    assert _metadata(result, "skeletons")["nodes"] == 0
+    skeleton_meta = _metadata(result, "skeletons")
+    assert skeleton_meta["skeleton"] == "no skeleton" and "nodes" not in skeleton_meta
+    projection = _metadata(result, "zstack_projections")
+    assert projection["skeleton"] == "no skeleton"
+    assert projection["projection"].startswith("![min projection of neuron_101](data:")
+    row = lance.dataset(str(lake / "zstack_projections.lance")).to_table().to_pylist()[0]
+    assert row["skeleton_nodes_drawn"] is None
+    assert np.asarray(Image.open(io.BytesIO(row["png"]))).max() < GREYS  # nothing drawn
     rows = lance.dataset(str(lake / "zstack_slices.lance")).to_table(columns=["split"])
     assert set(rows["split"].to_pylist()) == {"TEST_DATA_SET"}
     with pytest.raises(KeyError):
