@@ -8,7 +8,10 @@ On the same sites, in one process, single-threaded (so figures are per core):
   (b) the reference, written here after jump_download's recipe: PIL decode, np.percentile on a
       float32 copy (three calls: the lower and upper bound on the crop, and the image's median
       used for its sanity check), crop, scale, truncate to uint8, one PNG file per channel;
-  (c) the floor: decode only, as the pipeline decodes (decode_tiff).
+  (c) the floor: decode only, as the pipeline decodes (decode_tiff);
+  (a0) this pipeline without image-quality metrics, timed in the same run alternately with (a)
+      (whose default measures CellProfiler's MeasureImageQuality features, jump/quality.py's
+      default plan): the metrics' cost per image, against the budget of +15 % CPU.
 Also: bytes on disk per site (Lance vs PNG files) and the time to read one whole site back.
 Usage: python benchmarks/bench_images.py [--sites 8] [--repeat 3]
 """
@@ -37,6 +40,7 @@ from imaging_assets.core.partition_write import write_partition  # noqa: E402
 from imaging_assets.demo.gallery.cells import draw_channel, make_layout  # noqa: E402
 from imaging_assets.jump.datasets import SITE_IMAGES, plate_partition
 from imaging_assets.jump.images import process_sites, site_tasks_from_table  # noqa: E402
+from imaging_assets.jump.quality import MetricPlan  # noqa: E402
 from imaging_assets.jump.schemas import site_images_schema  # noqa: E402
 from imaging_assets.processing import decode_tiff, get_recipe  # noqa: E402
 from imaging_assets.read import open_lake  # noqa: E402
@@ -68,7 +72,16 @@ def real_sites() -> list[dict[str, bytes]]:
     return sites
 
 
-def pipeline_arm(sites, workdir: Path) -> Path:
+DEFAULT_PLAN = MetricPlan()  # what the site_images asset measures unless configured
+FULL_PLAN = MetricPlan(
+    {f: ("*",) for f in MetricPlan().metrics} | {"Correlation": ("*",), "PowerLogLogSlope": ("*",)}
+)
+
+
+QUALITY_SECONDS: list[float] = []  # CPU the stream's workers spent measuring, per arm run
+
+
+def pipeline_arm(sites, workdir: Path, quality: MetricPlan | None = DEFAULT_PLAN) -> Path:
     blobs = {f"mem://{i}/{c}": data for i, site in enumerate(sites) for c, data in site.items()}
     rows = [
         {
@@ -98,6 +111,7 @@ def pipeline_arm(sites, workdir: Path) -> Path:
         channels=CHANNELS,
         workers=1,
         run_id="bench",
+        quality=quality,
     )
     written = write_partition(
         Lake.open(workdir),
@@ -107,6 +121,8 @@ def pipeline_arm(sites, workdir: Path) -> Path:
         run_id="bench",
         max_removed_fraction=None,
     )
+    if quality is not None:
+        QUALITY_SECONDS.append(result.quality_seconds)
     return Path(written.uri)
 
 
@@ -142,6 +158,18 @@ def _median(function, *args, repeat: int, clock) -> float:
     return statistics.median(times)
 
 
+def paired(first, second, *args, repeat: int) -> tuple[float, float]:
+    """Median CPU seconds of two functions timed alternately (first, second, first, ...), so
+    that load from elsewhere on the machine falls on both alike."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for function, bucket in ((first, times[0]), (second, times[1])):
+            started = time.process_time()
+            function(*args)
+            bucket.append(time.process_time() - started)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
 def timed(function, *args, repeat: int) -> float:
     """Median CPU seconds of the whole process (every thread, Lance's included): cost per core."""
     return _median(function, *args, repeat=repeat, clock=time.process_time)
@@ -160,16 +188,22 @@ def run(label: str, sites, repeat: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
 
-        def fresh(arm):
+        def fresh(arm, name=None, **options):
             def go(sites):
-                target = tmp / arm.__name__
+                target = tmp / (name or arm.__name__)
                 shutil.rmtree(target, ignore_errors=True)
                 target.mkdir()
-                return arm(sites, target)
+                return arm(sites, target, **options)
 
             return go
 
-        a = timed(fresh(pipeline_arm), sites, repeat=repeat)
+        QUALITY_SECONDS.clear()
+        a, a0 = paired(
+            fresh(pipeline_arm),
+            fresh(pipeline_arm, "without_qc", quality=None),
+            sites,
+            repeat=max(repeat, 5),
+        )
         b = timed(fresh(reference_arm), sites, repeat=repeat)
         c = timed(fresh(floor_arm), sites, repeat=repeat)
         lance_dir = tmp / "pipeline_arm"
@@ -183,6 +217,12 @@ def run(label: str, sites, repeat: int) -> dict[str, float]:
         )
         figures = {
             "a": images / a,
+            "a0": images / a0,
+            "qc_ms": (a - a0) / images * 1000,
+            "qc_share": (a - a0) / a0,
+            "qc_thread_ms": statistics.median(QUALITY_SECONDS) / images * 1000,
+            "qc_thread_share": statistics.median(QUALITY_SECONDS)
+            / (a - statistics.median(QUALITY_SECONDS)),
             "b": images / b,
             "c": images / c,
             "lance_bytes": size_of(lance_dir / "site_images.lance") / len(sites),
@@ -193,6 +233,17 @@ def run(label: str, sites, repeat: int) -> dict[str, float]:
     print(f"\n{label}: {len(sites)} sites x {len(CHANNELS)} channels = {images} images")
     print("  images per CPU-second (all threads counted, so per core):")
     print(f"  (a) this pipeline, decode->recipe->Lance : {figures['a']:8.1f} images/s")
+    print(f"  (a0) the same without quality metrics     : {figures['a0']:8.1f} images/s")
+    print(
+        f"  quality metrics (default plan), (a) - (a0): {figures['qc_ms']:+.2f} ms CPU per image "
+        f"= {figures['qc_share']:+.1%} of (a0) [budget <= +15%: "
+        f"{'PASS' if figures['qc_share'] <= 0.15 else 'FAIL'}]"
+    )
+    print(
+        f"  the same, timed inside (a) by its worker threads: {figures['qc_thread_ms']:.2f} ms CPU "
+        f"per image = {figures['qc_thread_share']:+.1%} of the rest of (a) [budget <= +15%: "
+        f"{'PASS' if figures['qc_thread_share'] <= 0.15 else 'FAIL'}]"
+    )
     print(f"  (b) reference, PIL+percentile+PNG      : {figures['b']:8.1f} images/s")
     print(f"  (c) floor, decode only                  : {figures['c']:8.1f} images/s")
     print(
@@ -217,6 +268,7 @@ def breakdown(sites) -> None:
     from imaging_assets.processing import apply_recipe
 
     data = [d for site in sites for d in site.values()]
+    channels = [c for site in sites for c in site]
     recipe = get_recipe("robust_8bit_crop")
     images = [decode_tiff(d) for d in data]
     parts = {
@@ -225,6 +277,12 @@ def breakdown(sites) -> None:
         "sha256": lambda: [hashlib.sha256(d).hexdigest() for d in data],
         "recipe": lambda: [apply_recipe(recipe, i) for i in images],
     }
+    parts["quality, default plan"] = lambda: [
+        DEFAULT_PLAN.measure(c, i) for c, i in zip(channels, images, strict=True)
+    ]
+    parts["quality, full set"] = lambda: [
+        FULL_PLAN.measure(c, i) for c, i in zip(channels, images, strict=True)
+    ]
     costs = {name: timed(fn, repeat=3) / len(data) * 1000 for name, fn in parts.items()}
     print(
         "  per image (CPU ms): "

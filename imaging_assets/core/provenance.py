@@ -60,9 +60,6 @@ def missing_provenance(schema: pa.Schema, kind: str) -> list[str]:
     return [role for role in REQUIRED[kind] if not any(ROLES[role](n) for n in names)]
 
 
-
-
-
 def source_fields() -> list[pa.Field]:
     """Columns that say which one source object a table's rows came from (a CellProfiler
     backend, a profiles file): its canonical URI, where it was read, size, sha256, and the run."""

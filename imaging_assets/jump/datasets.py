@@ -14,6 +14,7 @@ WELL_PROFILES = "well_profiles"
 CELL_PROFILES = "cell_profiles"
 CELL_CROPS = "cell_crops"
 FEATURE_SETS = "feature_sets"  # the ordered feature names of each profiles' feature set
+SITE_QC = "site_qc"  # the per-plate QC verdict of each site (jump/quality.py)
 
 TABLES = {  # the kind of each table (core/provenance.py): what provenance its rows carry
     SITE_IMAGES: RAW,
@@ -22,6 +23,7 @@ TABLES = {  # the kind of each table (core/provenance.py): what provenance its r
     CELL_PROFILES: RAW,
     CELL_CROPS: DERIVED,
     FEATURE_SETS: REFERENCE,
+    SITE_QC: DERIVED,
 }
 FAILURES_SCHEMA = failed_images_schema()
 
@@ -31,6 +33,7 @@ ROW_KEYS = {
     WELL_PROFILES: "well_key",
     CELL_PROFILES: "cell_id",
     CELL_CROPS: "cell_id",
+    SITE_QC: "site_key",
 }
 
 

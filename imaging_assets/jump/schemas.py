@@ -9,6 +9,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from imaging_assets.core.lance_tables import addable
+from imaging_assets.processing.quality import FEATURES as QUALITY_FEATURES
+from imaging_assets.processing.quality import QualityConfig, feature_name
 
 # --- metadata tables (imaging_assets.jump.metadata) -------------------------------------------
 # Column names exactly as in jump-cellpainting/datasets' metadata/ folder; ids are text.
@@ -140,8 +142,39 @@ def channel_prefix(channel: str) -> str:
     return channel.lower()
 
 
+# CellProfiler names the images it measures after their load_data columns (OrigDNA, OrigAGP...):
+# the quality columns carry exactly the names CellProfiler's Image table gives them.
+QUALITY_IMAGE_PREFIX = "Orig"
+QUALITY_CONFIG = QualityConfig()  # spatial scale 20, CellProfiler's default (part of two names)
+
+
+def quality_column(feature: str, channel: str) -> str:
+    """The site_images column of one CellProfiler MeasureImageQuality feature of one channel:
+    CellProfiler's own measurement name, e.g. ImageQuality_PowerLogLogSlope_OrigDNA or
+    ImageQuality_Correlation_OrigDNA_20 (imaging_assets.processing.quality.feature_name)."""
+    return feature_name(feature, f"{QUALITY_IMAGE_PREFIX}{channel}", QUALITY_CONFIG)
+
+
+def quality_fields(channels: list[str] | tuple[str, ...]) -> list[pa.Field]:
+    """Every feature of every channel (null where not computed), then the metric set's name and
+    version and the intensity scale the values are on. Added in 0.5: older lakes gain them."""
+    fields = [
+        addable(pa.field(quality_column(feature, channel), _F))
+        for channel in channels
+        for feature in QUALITY_FEATURES
+    ]
+    return fields + [
+        # "cellprofiler.MeasureImageQuality/1" (processing.quality METRIC_SET/METRIC_SET_VERSION)
+        addable(pa.field("qc_metric_set", _S)),
+        # the divisor: features are of raw / qc_scale, as CellProfiler loads the image (65535
+        # for uint16); null when no feature was computed
+        addable(pa.field("qc_scale", _F)),
+    ]
+
+
 def site_images_schema(channels: list[str] | tuple[str, ...]) -> pa.Schema:
-    """One row per site: keys, well metadata, per-channel pixels and provenance, run provenance."""
+    """One row per site: keys, well metadata, per-channel pixels and provenance, the raw images'
+    CellProfiler quality features, run provenance."""
     fields = _fields(*SITE_KEY_COLUMNS, *SITE_METADATA_COLUMNS)
     for channel in channels:
         c = channel_prefix(channel)
@@ -171,6 +204,7 @@ def site_images_schema(channels: list[str] | tuple[str, ...]) -> pa.Schema:
             pa.field(f"{c}_high", _F),
             pa.field(f"{c}_illum_uri", _S),
         ]
+    fields += quality_fields(channels)
     fields += _fields(
         "recipe_name", "recipe_version", "recipe_params", "package_version", "dagster_run_id"
     )
@@ -229,5 +263,9 @@ def cell_crops_schema(channels: list[str] | tuple[str, ...], size: int) -> pa.Sc
         pa.field("dtype", _S),
         pa.field("site_images_version", pa.int64()),
         pa.field("recipe_name", _S),
+        # run provenance, added later: older lakes gain it (null for crops written before)
+        addable(pa.field("package_version", _S)),
+        addable(pa.field("dagster_run_id", _S)),
+        addable(pa.field("written_at", pa.timestamp("us", tz="UTC"))),
     ]
     return pa.schema(fields, metadata={CROP_SIZE_METADATA_KEY: str(size).encode()})

@@ -5,6 +5,12 @@
     sites = lake.site_images("control_role = 'poscon'")      # keys + provenance, no pixels
     image = lake.site(sites["site_key"][0].as_py())          # image.array: (channels, H, W)
     raw = image.to_raw()                                     # back to raw intensities
+    good = lake.site_images(qc="pass")                       # sites image QC did not flag
+
+Image QC: each site's per-plate verdict is in site_qc.lance (qc_pass, qc_reasons), joined on
+site_key. `site_images(qc=...)` adds those columns and filters on them; training reads
+(`iter_batches`, `SiteDataset`) leave flagged sites out unless asked (qc="all" or "fail"). A site
+without a verdict (its plate was written before image QC) counts as not flagged.
 
 Images and profiles live in separate Lance datasets joined on keys (site_key, cell_id, source/
 plate/well), so these joins never copy image bytes. The datasets are Arrow datasets: DuckDB and
@@ -14,6 +20,7 @@ Polars query them directly (`duckdb.sql("select ... from ds")` with `ds = lake.d
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,14 +28,33 @@ from pathlib import Path
 import lance
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from PIL import Image
 
-from imaging_assets.core.lance_tables import quote
+from imaging_assets.core.lance_tables import open_dataset, quote
 from imaging_assets.jump.images.decoding import site_stacks
 from imaging_assets.jump.images.site_image import SiteImage, read_site
+from imaging_assets.jump.quality import SITE_QC, site_qc_schema
 from imaging_assets.jump.schemas import CHANNELS_METADATA_KEY, channel_prefix
+from imaging_assets.read import profiles
 
 PIXEL_SUFFIXES = ("_pixels", "_crop")
+QC_CHOICES = ("pass", "fail", "all")
+QC_COLUMNS = ("qc_pass", "qc_reasons")
+
+
+def _check_qc(qc: str | None) -> None:
+    if qc is not None and qc not in QC_CHOICES:
+        raise ValueError(f"qc must be one of {QC_CHOICES} or None, got {qc!r}")
+
+
+def _flagged_rows(keys: pa.Array | pa.ChunkedArray, flagged: pa.Array, qc: str | None) -> pa.Array:
+    """Which of these site keys a read keeps: qc "pass" drops the flagged, "fail" keeps only
+    them, "all" or None keeps all."""
+    if qc in (None, "all"):
+        return pa.array(np.ones(len(keys), dtype=bool))
+    hit = pc.is_in(keys, value_set=flagged)
+    return hit if qc == "fail" else pc.invert(hit)
 
 
 class Lake:
@@ -76,9 +102,46 @@ class Lake:
         metadata = self.dataset("site_images").schema.metadata or {}
         return tuple(metadata.get(CHANNELS_METADATA_KEY, b"").decode().split(","))
 
-    def site_images(self, filter: str | None = None, columns: list[str] | None = None) -> pa.Table:
-        """Site rows (keys, metadata, provenance) without pixel columns unless asked for."""
-        return self._table("site_images", filter, columns)
+    def site_images(
+        self, filter: str | None = None, columns: list[str] | None = None, qc: str | None = None
+    ) -> pa.Table:
+        """Site rows (keys, metadata, provenance, quality features) without pixel columns unless
+        asked for.
+
+        qc: None (every row, as stored); "all" (every row, with its QC verdict: qc_pass and
+        qc_reasons from site_qc, null where none); "pass" (the rows image QC did not flag);
+        "fail" (the flagged ones)."""
+        _check_qc(qc)
+        if qc is None:
+            return self._table("site_images", filter, columns)
+        stored = None
+        if columns is not None:
+            stored = [c for c in dict.fromkeys(["site_key", *columns]) if c not in QC_COLUMNS]
+        table = self._table("site_images", filter, stored)
+        verdicts = self.site_qc(columns=["site_key", *QC_COLUMNS])
+        found = pc.index_in(table["site_key"], value_set=verdicts["site_key"])
+        for name in QC_COLUMNS:
+            table = table.append_column(name, verdicts[name].take(found))
+        flagged = verdicts.filter(pc.equal(verdicts["qc_pass"], False))["site_key"]
+        table = table.filter(_flagged_rows(table["site_key"], flagged.combine_chunks(), qc))
+        if columns is not None:
+            table = table.select(list(dict.fromkeys([*columns, *QC_COLUMNS])))
+        return table
+
+    def site_qc(self, filter: str | None = None, columns: list[str] | None = None) -> pa.Table:
+        """Each site's image-QC verdict (site_qc.lance): qc_pass, qc_reasons, the metric set, the
+        plate's rules and thresholds (qc_rules, JSON); join profiles to it on site_key. Empty
+        (with its columns) when no plate has been judged yet."""
+        dataset = open_dataset(self.uri(SITE_QC), self.storage_options)
+        if dataset is None:
+            schema = site_qc_schema()
+            return schema.empty_table().select(columns) if columns else schema.empty_table()
+        return dataset.to_table(columns=columns, filter=filter)
+
+    def flagged_site_keys(self) -> pa.Array:
+        """The keys of the sites image QC flagged (qc_pass false), from site_qc."""
+        table = self.site_qc(filter="qc_pass = false", columns=["site_key"])
+        return table["site_key"].combine_chunks()
 
     def site(self, site_key: str, channels: list[str] | None = None) -> SiteImage:
         """One site's processed channels as a (C, H, W) array; `.provenance` (per channel: raw
@@ -104,12 +167,15 @@ class Lake:
         channels: list[str] | None = None,
         shuffle: bool = False,
         seed: int = 0,
+        qc: str = "pass",
     ) -> Iterator[tuple[pa.Table, np.ndarray]]:
         """(keys, arrays of shape (B, C, H, W)) for training; sites of one shape per batch.
 
         shuffle=True reads the sites in a random order (fixed by seed): the filter is answered
         once (keys only), then each batch is a take of batch_size rows. Pixels are decoded
-        whatever their codec."""
+        whatever their codec. qc="pass" (the default) leaves out the sites image QC flagged,
+        "fail" reads only those, "all" every site."""
+        _check_qc(qc)
         channels = tuple(channels or self.channels())
         prefixes = [channel_prefix(c) for c in channels]
         columns = ["site_key", "source", "plate", "well", "site", "control_role", "jcp2022"]
@@ -118,9 +184,10 @@ class Lake:
         for c in prefixes:
             columns += [f"{c}_pixels", f"{c}_shape", f"{c}_dtype"]
             columns += [f"{c}_codec"] if coded else []
-        if shuffle:
-            batches: Iterator[pa.RecordBatch] = _shuffled_batches(
-                dataset, columns, filter, batch_size, seed
+        flagged = self.flagged_site_keys() if qc != "all" else pa.array([], pa.string())
+        if shuffle or len(flagged) or qc == "fail":
+            batches: Iterator[pa.RecordBatch] = _taken_batches(
+                dataset, columns, filter, batch_size, seed if shuffle else None, flagged, qc
             )
         else:
             batches = dataset.to_batches(columns=columns, filter=filter, batch_size=batch_size)
@@ -131,14 +198,62 @@ class Lake:
     # -- profiles ------------------------------------------------------------------------------
 
     def well_profiles(
-        self, filter: str | None = None, columns: list[str] | None = None
+        self,
+        filter: str | None = None,
+        columns: list[str] | None = None,
+        features: list[str] | None = None,
     ) -> pa.Table:
-        return self._table("well_profiles", filter, columns)
+        """Per-well rows: keys and metadata (or `columns`) and the features by their CellProfiler
+        names (`features`, default: all), one float64 column each."""
+        return profiles.well_profiles(
+            self.dataset("well_profiles"), filter, features, columns,
+            storage_options=self.storage_options,
+        )  # fmt: skip
 
     def cell_profiles(
-        self, filter: str | None = None, columns: list[str] | None = None, limit: int | None = None
+        self,
+        filter: str | None = None,
+        columns: list[str] | None = None,
+        features: list[str] | None = None,
+        limit: int | None = None,
     ) -> pa.Table:
-        return self._table("cell_profiles", filter, columns, limit)
+        """Single cells: keys and metadata (or `columns`) and the features by their CellProfiler
+        names (`features`, default: all), one float64 column each. Datasets written one column
+        per feature (before the vector layout) read the same."""
+        table = profiles.cell_profiles(
+            self.dataset("cell_profiles"), filter, features, columns,
+            storage_options=self.storage_options,
+        )  # fmt: skip
+        return table if limit is None else table.slice(0, limit)
+
+    def feature_matrix(
+        self, filter: str | None = None, features: list[str] | None = None, table: str = "cell"
+    ) -> tuple[np.ndarray, list[str]]:
+        """(rows, features) float64 array of cell (or `table="well"`) profiles and the names."""
+        return profiles.feature_matrix(
+            self.dataset(f"{table}_profiles"), filter, features,
+            storage_options=self.storage_options,
+        )  # fmt: skip
+
+    def cell_profile(self, cell_id: str, with_crop: bool = True, with_site: bool = False) -> dict:
+        """One cell in one call: its keys and every feature by name (found through the index on
+        cell_id), its crop when cell_crops has it, and its site (a SiteImage) if asked."""
+        cell = profiles.cell_profile(
+            self.dataset("cell_profiles"), cell_id, storage_options=self.storage_options
+        )
+        if with_crop and "cell_crops" in self.datasets():
+            with contextlib.suppress(KeyError):
+                cell["crop"] = self.cell_crop(cell_id)
+        if with_site:
+            cell["site"] = self.site(cell["site_key"])
+        return cell
+
+    def to_wide_parquet(self, path: str, filter: str | None = None) -> int:
+        """Cell profiles as the wide Parquet CytoTable and pycytominer read (same column names);
+        returns the rows written."""
+        return profiles.to_wide_parquet(
+            self.dataset("cell_profiles"), path, filter, storage_options=self.storage_options
+        )
 
     def wells_with_profiles(self, filter: str | None = None) -> pa.Table:
         """Each imaged well (filtered on site_images columns) with its number of sites, its
@@ -190,7 +305,7 @@ class Lake:
     def trace_cell(self, cell_id: str, channel: str | None = None) -> dict:
         """From one single-cell row back to the raw object: uri, md5 (ours and CellProfiler's),
         recipe and the run that wrote the image."""
-        cell = self.cell_profiles(filter=f"cell_id = {quote(cell_id)}").to_pylist()
+        cell = self.cell_profiles(filter=f"cell_id = {quote(cell_id)}", features=[]).to_pylist()
         if not cell:
             raise KeyError(f"cell {cell_id!r} is not in {self.uri('cell_profiles')}")
         cell = cell[0]
@@ -313,15 +428,31 @@ def _take_in_order(
     return table.take(pa.array(inverse.reshape(-1)))
 
 
-def _shuffled_batches(
+def _kept_row_ids(
+    dataset: lance.LanceDataset, filter: str | None, flagged: pa.Array, qc: str | None
+) -> tuple[np.ndarray, list[str]]:
+    """Row ids and site keys of the filter's rows that the QC choice keeps, in row id order."""
+    keys = dataset.to_table(columns=["site_key"], filter=filter, with_row_id=True)
+    if len(flagged) or qc == "fail":
+        keys = keys.filter(_flagged_rows(keys["site_key"], flagged, qc))
+    keys = keys.sort_by("_rowid")
+    return keys["_rowid"].to_numpy(), keys["site_key"].to_pylist()
+
+
+def _taken_batches(
     dataset: lance.LanceDataset,
     columns: list[str],
     filter: str | None,
     batch_size: int,
-    seed: int,
+    seed: int | None,
+    flagged: pa.Array,
+    qc: str | None,
 ) -> Iterator[pa.RecordBatch]:
-    row_ids = dataset.to_table(columns=[], filter=filter, with_row_id=True)["_rowid"].to_numpy()
-    row_ids = np.random.default_rng(seed).permutation(row_ids)
+    """Batches taken by row id: the filter (and the QC choice) answered once on keys only, then
+    in row id order or, with a seed, in a random order fixed by it."""
+    row_ids, _ = _kept_row_ids(dataset, filter, flagged, qc)
+    if seed is not None:
+        row_ids = np.random.default_rng(seed).permutation(row_ids)
     for start in range(0, len(row_ids), batch_size):
         table = _take_in_order(dataset, row_ids[start : start + batch_size], columns)
         yield table.combine_chunks().to_batches()[0]
@@ -341,7 +472,8 @@ class SiteDataset:
     torch. The filter is answered once, at construction, against one dataset version that stays
     pinned: every worker process sees the same sites even while plates are rewritten. The
     object pickles without its open dataset, so each worker opens its own on first use.
-    `transform`, when given, is applied to each (C, H, W) array.
+    `transform`, when given, is applied to each (C, H, W) array. Sites image QC flagged
+    (site_qc.qc_pass false) are left out unless qc="all" (every site) or "fail" (only those).
     """
 
     def __init__(
@@ -352,7 +484,9 @@ class SiteDataset:
         storage_options: dict | None = None,
         version: int | None = None,
         transform=None,
+        qc: str = "pass",
     ) -> None:
+        _check_qc(qc)
         lake = Lake(root, storage_options)
         self.uri = lake.uri("site_images")
         self.storage_options = storage_options
@@ -365,9 +499,14 @@ class SiteDataset:
         for c in prefixes:
             self.columns += [f"{c}_pixels", f"{c}_shape", f"{c}_dtype"]
             self.columns += [f"{c}_codec"] if coded else []
-        keys = dataset.to_table(columns=["site_key"], filter=filter, with_row_id=True)
-        self.site_keys: list[str] = keys["site_key"].to_pylist()
-        self._row_ids = keys["_rowid"].to_numpy()
+        flagged = lake.flagged_site_keys() if qc != "all" else pa.array([], pa.string())
+        if len(flagged) or qc == "fail":
+            self._row_ids, self.site_keys = _kept_row_ids(dataset, filter, flagged, qc)
+        else:
+            keys = dataset.to_table(columns=["site_key"], filter=filter, with_row_id=True)
+            self.site_keys = keys["site_key"].to_pylist()
+            self._row_ids = keys["_rowid"].to_numpy()
+        self.qc = qc
         self.transform = transform
         self._dataset: lance.LanceDataset | None = dataset
 

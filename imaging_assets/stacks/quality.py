@@ -60,13 +60,9 @@ FIELDS: list[pa.Field] = [addable(pa.field(name, pa.float64())) for name in COLU
 ]
 
 
-def measurable(array: np.ndarray) -> bool:
-    return array.ndim == 2 and array.size > 0 and array.dtype.kind == "u" and array.itemsize <= 2
-
-
 def measure_slice(array: np.ndarray) -> dict[str, float | str | None]:
     """The quality columns of one raw decoded slice (nulls when it is not uint8/uint16)."""
-    if not measurable(array):
+    if not cp.measurable(array):
         return dict.fromkeys([*COLUMNS, "qc_metric_set", "qc_scale"])
     values = cp.measure(array, CONFIG)
     return {

@@ -26,6 +26,7 @@ float32 noise stands in for an exact 0 (the constant image).
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from imaging_assets.processing.quality import (
     QualityConfig,
     feature_name,
     measure,
+    measure_features,
 )
 
 # CellProfiler 4.2.8's values, produced as the module docstring says (kept as printed).
@@ -391,3 +393,27 @@ def test_the_divisor_must_be_positive_and_finite(scale):
 def test_the_local_focus_scale_must_be_a_positive_int(local_focus_scale):
     with pytest.raises(ValueError, match="local_focus_scale"):
         QualityConfig(local_focus_scale=local_focus_scale)
+
+
+SUBSET_FOLDERS = ("cpg0000_BR00117006", "phenix_site_v1")
+
+
+def _subset_images(real_fixtures) -> list[np.ndarray]:
+    paths = [sorted((real_fixtures / f / "images").glob("*.tiff"))[0] for f in SUBSET_FOLDERS]
+    rng = np.random.default_rng(3)
+    edge = [
+        np.full((64, 64), 700, np.uint16),  # constant: CellProfiler's zeros
+        rng.integers(0, 256, (50, 70), dtype=np.uint8),  # uint8, tiles not dividing the size
+        np.pad(rng.integers(0, 4000, (40, 40), dtype=np.uint16), 12),  # a zero median border
+    ]
+    return [tifffile.imread(p) for p in paths] + edge
+
+
+def test_every_feature_alone_or_in_pairs_is_exactly_what_measure_gives(real_fixtures):
+    for image in _subset_images(real_fixtures):
+        full = measure(image)
+        assert measure_features(image, FEATURES) == full
+        for feature in FEATURES:
+            assert measure_features(image, [feature]) == {feature: full[feature]}, feature
+        for pair in itertools.combinations(FEATURES, 2):
+            assert measure_features(image, pair) == {f: full[f] for f in pair}, pair

@@ -229,3 +229,112 @@ def test_provenance_comes_from_the_version_the_pixels_came_from(tmp_path):
     assert "s__P__A01__4" in repr(site) and "(3, 96, 96) uint8" in repr(site)
     with pytest.raises(KeyError, match="nope"):
         lake.site("nope")
+
+
+# -- image QC: flagged sites stay out of training reads unless asked ---------------------------
+
+FLAGGED = ("s__P__A01__4", "s__P__A02__8")
+
+
+def _judge(root: Path, flagged: tuple[str, ...] = FLAGGED) -> None:
+    """Write site_qc for the lake's plate as the site_images asset does, flagging `flagged`."""
+    from imaging_assets.core.lake import Lake
+    from imaging_assets.core.partition_write import write_partition
+    from imaging_assets.jump.quality import (
+        SITE_COLUMNS,
+        PlateFlags,
+        site_qc_partition,
+        site_qc_schema,
+        site_qc_table,
+    )
+
+    sites = open_lake(str(root)).site_images(columns=list(SITE_COLUMNS)).sort_by("site_key")
+    keys = sites["site_key"].to_pylist()
+    reasons = [
+        ["DNA PowerLogLogSlope below plate median - 3 MAD"] if k in flagged else [] for k in keys
+    ]
+    flags = PlateFlags(keys, reasons, {}, len(keys))
+    table = site_qc_table(sites, flags, site_images_version=1, run_id="qc-run")
+    write_partition(
+        Lake.open(root),
+        site_qc_partition("s__P"),
+        site_qc_schema(),
+        table.to_batches(),
+        run_id="qc-run",
+    )
+
+
+@pytest.fixture(scope="module")
+def judged(tmp_path_factory):
+    images = tmp_path_factory.mktemp("images")
+    root = tmp_path_factory.mktemp("judged")
+    _write(root, _images(images), codec=None)
+    _judge(root)
+    return open_lake(str(root)), images
+
+
+def test_site_images_filters_on_the_qc_verdict_and_adds_it(judged):
+    lake, _ = judged
+    every = lake.site_images(columns=["site_key", "well"])
+    assert every.column_names == ["site_key", "well"] and every.num_rows == SITES  # as before
+    failing = lake.site_images(qc="fail", columns=["well", "qc_reasons"])
+    assert failing.column_names == ["well", "qc_reasons", "qc_pass"]
+    assert failing.num_rows == 2 and failing["qc_pass"].to_pylist() == [False, False]
+    assert failing["qc_reasons"].to_pylist()[0] == [
+        "DNA PowerLogLogSlope below plate median - 3 MAD"
+    ]
+    passing = lake.site_images(qc="pass")
+    assert sorted(passing["site_key"].to_pylist()) == sorted(
+        set(every["site_key"].to_pylist()) - set(FLAGGED)
+    )
+    assert set(passing["qc_pass"].to_pylist()) == {True}
+    assert "dna_pixels" not in passing.column_names and "dna_raw_md5" in passing.column_names
+    assert lake.site_images(qc="all").num_rows == SITES
+    assert lake.site_images("control_role = 'trt'", qc="fail").num_rows == 2
+    assert set(lake.flagged_site_keys().to_pylist()) == set(FLAGGED)
+    with pytest.raises(ValueError, match="qc must be"):
+        lake.site_images(qc="flagged")
+
+
+def test_training_batches_leave_flagged_sites_out_unless_asked(judged):
+    lake, images = judged
+
+    def keys(**options) -> list[str]:
+        return [
+            k
+            for t, _ in lake.iter_batches(batch_size=4, **options)
+            for k in t["site_key"].to_pylist()
+        ]
+
+    kept = keys()
+    assert len(kept) == SITES - 2 and not set(kept) & set(FLAGGED)
+    assert kept == sorted(kept)  # in storage order, as without QC
+    shuffled = keys(shuffle=True, seed=3)
+    assert sorted(shuffled) == sorted(kept) and shuffled != kept
+    assert sorted(keys(qc="fail")) == sorted(FLAGGED)
+    assert len(keys(qc="all")) == SITES
+    for table, arrays in lake.iter_batches(batch_size=4, qc="fail"):
+        for key, array in zip(table["site_key"].to_pylist(), arrays, strict=True):
+            assert np.array_equal(array, _expected(images, int(key.rsplit("__", 1)[1])))
+
+
+def test_site_dataset_leaves_flagged_sites_out_unless_asked(judged):
+    lake, images = judged
+    sites = SiteDataset(lake.root)
+    assert len(sites) == SITES - 2 and not set(sites.site_keys) & set(FLAGGED)
+    array, key = sites[0]
+    assert np.array_equal(array, _expected(images, int(key.rsplit("__", 1)[1])))
+    assert sorted(SiteDataset(lake.root, qc="fail").site_keys) == sorted(FLAGGED)
+    assert len(SiteDataset(lake.root, qc="all")) == SITES
+    trt = SiteDataset(lake.root, filter="control_role = 'trt'")
+    assert len(trt) == 4  # 6 treatment sites, 2 of them flagged
+    clone = pickle.loads(pickle.dumps(trt))
+    assert clone.site_keys == trt.site_keys and np.array_equal(clone[1][0], trt[1][0])
+
+
+def test_a_lake_without_site_qc_reads_every_site(written):
+    lake, _ = written
+    assert lake.site_qc().num_rows == 0
+    assert lake.site_images(qc="pass").num_rows == SITES
+    assert lake.site_images(qc="fail").num_rows == 0
+    assert len(SiteDataset(lake.root)) == SITES

@@ -34,6 +34,10 @@ COLUMNS = {
     "uri": "canonical URI of the raw object, as the load data names it",
     "read_uri": "where the raw object was actually read (a mirror, the bucket, a test server)",
     "error_kind": "missing, unreadable, empty, corrupt, page, wrong_size, wrong_dtype, non_finite",
+    "qc_metric_set": "definitions of the ImageQuality_ columns: cellprofiler.MeasureImageQuality/1",
+    "qc_scale": "divisor of raw intensities in the ImageQuality_ columns (65535 for uint16)",
+    "qc_pass": "false when a per-plate outlier rule flagged the site (reasons in qc_reasons)",
+    "qc_reasons": "why the site was flagged, e.g. 'DNA PowerLogLogSlope below plate median - 3 MAD'",
 }
 
 SUFFIXES = {
@@ -64,6 +68,11 @@ def describe(name: str) -> str | None:
             return text
     if name.startswith("Metadata_"):
         return "metadata column as in the source table"
+    if name.startswith("ImageQuality_"):
+        return (
+            "CellProfiler MeasureImageQuality feature of the raw image, named as CellProfiler "
+            "names it (null: not measured; see qc_metric_set)"
+        )
     return None
 
 

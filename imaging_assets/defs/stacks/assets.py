@@ -169,7 +169,7 @@ class SlicesConfig(RerunGuardConfig):
         default=True,
         description=(
             "Measure CellProfiler's image-quality features of every slice while it is ingested "
-            "(columns ImageQuality_<Feature>_Slice; about 40 ms CPU per 2048x2048 slice, on a "
+            "(columns `ImageQuality_FocusScore_Slice`, ...; about 40 ms CPU per 2048x2048 slice, on a "
             "worker thread)"
         ),
     )
@@ -185,7 +185,7 @@ class SlicesConfig(RerunGuardConfig):
     code_version="2",
     description=(
         "One row per slice: specimen, z, shape, dtype, TIFF compression, raw URI, size, ETag, md5, "
-        "sha256, CellProfiler's image-quality features (ImageQuality_<Feature>_Slice, measured "
+        "sha256, CellProfiler's image-quality features (`ImageQuality_FocusScore_Slice`, ..., measured "
         "while the slice is ingested), and the pixels in a Lance blob v2 column (windows are read "
         "without reading the slice). One commit per specimen, under the specimen's lease; the "
         "best-focused slice (highest FocusScore) in the metadata."

@@ -2,7 +2,9 @@
 
 Deterministic by seed: every site draws from its own generator seeded by (seed, plate, well, site),
 so the bytes do not depend on the number of worker processes. Every file is written atomically
-(temp file + rename), so re-running into the same root rewrites identical files.
+(temp file + rename), so re-running into the same root rewrites identical files. Defective sites
+(presets.SiteDefect: blurred, saturated) are drawn as the others, then degraded without drawing
+from the generator, so every other site's bytes are the same with or without defects.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import tifffile
+from scipy import ndimage
 
 from imaging_assets.demo.gallery.cellprofiler import (
     SiteMeasurements,
@@ -35,7 +38,13 @@ from imaging_assets.demo.gallery.cells import (
     site_seed,
 )
 from imaging_assets.demo.gallery.metadata_tables import write_metadata
-from imaging_assets.demo.gallery.presets import SamplePlate, get_preset
+from imaging_assets.demo.gallery.presets import (
+    BLUR,
+    SATURATED,
+    SamplePlate,
+    SiteDefect,
+    get_preset,
+)
 from imaging_assets.jump import layout
 
 CANONICAL_ROOT = "s3://cellpainting-gallery/cpg0016-jump"
@@ -72,6 +81,24 @@ class _SiteJob:
     site: int
     seed: int
     cells_per_megapixel: float
+    defects: tuple[SiteDefect, ...] = ()
+
+
+BLUR_SIGMA_AT_1080 = 4.0  # px: a clearly defocused Phenix site at 1080 px
+SATURATION_GAIN = 8.0  # exposure x8: the bright structures clip at the camera's maximum
+
+
+def degrade(image: np.ndarray, channel: str, defects: tuple[SiteDefect, ...]) -> np.ndarray:
+    """The channel as a defective site shows it: blurred (out of focus), over-exposed."""
+    for defect in defects:
+        if defect.kind == BLUR:
+            sigma = max(1.5, BLUR_SIGMA_AT_1080 * image.shape[0] / 1080)
+            image = ndimage.gaussian_filter(image.astype(np.float32), sigma)
+            image = np.clip(np.rint(image), 0, 65535).astype(np.uint16)
+        elif defect.kind == SATURATED and defect.channel == channel:
+            scaled = image.astype(np.float32) * SATURATION_GAIN
+            image = np.clip(scaled, 0, 65535).astype(np.uint16)
+    return image
 
 
 def _tiff_bytes(image: np.ndarray) -> bytes:
@@ -87,6 +114,8 @@ def _render_site(job: _SiteJob) -> SiteMeasurements:
     images, md5, files, paths = {}, {}, {}, {}
     for channel in plate.channels:
         image = draw_channel(site_layout, channel, rng, job.brightness)
+        if job.defects:
+            image = degrade(image, channel, job.defects)
         data = _tiff_bytes(image)
         key = image_key(plate, job.well, job.site, channel)
         write_atomic(Path(job.source_root) / key, data)
@@ -178,6 +207,14 @@ class GalleryManifest:
     plates: tuple[SamplePlate, ...]
     images: int
     bytes: int
+    defects: tuple[tuple[str, SiteDefect], ...] = ()  # (partition key, defect) drawn
+
+    def defective_sites(self) -> dict[str, str]:
+        """site_key -> what is wrong ("blur", "saturated AGP") of every defective site drawn."""
+        return {
+            f"{key}__{d.well}__{d.site}": d.kind + (f" {d.channel}" if d.channel else "")
+            for key, d in self.defects
+        }
 
     def summary(self) -> str:
         lines = [
@@ -191,6 +228,9 @@ class GalleryManifest:
                 f"  {p.source}/{p.batch}/{p.plate} ({p.plate_type}): {len(p.wells)} wells x "
                 f"{p.sites_per_well} sites, {p.image_size}px, {len(p.channels)} channels"
             )
+        if self.defects:
+            sites = ", ".join(f"{k} ({v})" for k, v in self.defective_sites().items())
+            lines.append(f"  defective sites (for image QC): {sites}")
         return "\n".join(lines)
 
 
@@ -200,9 +240,14 @@ def generate_gallery(
     seed: int = 0,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    defects: bool | None = None,
 ) -> GalleryManifest:
-    """Write a sample gallery under `root`: metadata/ and cpg0016-jump/ (the source root)."""
+    """Write a sample gallery under `root`: metadata/ and cpg0016-jump/ (the source root).
+
+    defects: draw the plates' defective sites (blurred, saturated); None: the preset's default
+    (the default preset does, the tiny one does not)."""
     spec = get_preset(preset)
+    with_defects = spec.defects if defects is None else defects
     root = Path(root)
     source_root = root / SOURCE_DIR
     metadata_root = root / METADATA_DIR
@@ -213,6 +258,7 @@ def generate_gallery(
         for index, well in enumerate(plate.wells):
             brightness = 0.7 + 0.6 * ((index * 7) % 10) / 10
             for site in plate.sites:
+                defects = tuple(d for d in plate.defects if (d.well, d.site) == (well.well, site))
                 jobs.append(
                     _SiteJob(
                         str(source_root),
@@ -222,6 +268,7 @@ def generate_gallery(
                         site,
                         seed,
                         spec.cells_per_megapixel,
+                        defects if with_defects else (),
                     )
                 )
     total_images = sum(len(job.plate.channels) for job in jobs)
@@ -265,6 +312,7 @@ def generate_gallery(
             parquet_bytes(well_profiles_table(sites, plate.source, plate.plate)),
         )
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    drawn = tuple((f"{p.source}__{p.plate}", d) for p in imaged for d in p.defects if with_defects)
     return GalleryManifest(
-        root, metadata_root, source_root, preset, seed, imaged, total_images, size
+        root, metadata_root, source_root, preset, seed, imaged, total_images, size, drawn
     )

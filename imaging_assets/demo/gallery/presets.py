@@ -2,6 +2,11 @@
 
 Modelled on cpg0016: Phenix sources with 4 or 6 sites a well at 1080x1080, and a CV8000-like
 source that numbers sites from 0, images 970x970 and adds a brightfield channel.
+
+One plate (source_4 BR00117035) carries a few defective sites, as real plates do: out of focus
+(every channel blurred) and saturated (one channel over-exposed), so that image-quality flags,
+the per-plate checks and the plate map have something to show. The default preset draws them;
+the tiny one (what most tests build on) only when asked (generate_gallery(defects=True)).
 """
 
 from __future__ import annotations
@@ -28,6 +33,26 @@ class SampleWell:
     in_well_table: bool = True  # False: imaged, but absent from well.csv (must be flagged)
 
 
+BLUR = "blur"  # out of focus: every channel of the site blurred
+SATURATED = "saturated"  # one channel over-exposed: a share of its pixels clipped at 65535
+
+
+@dataclass(frozen=True)
+class SiteDefect:
+    """A defective site of a plate: which well and site, what is wrong, in which channel."""
+
+    well: str
+    site: int
+    kind: str  # BLUR or SATURATED
+    channel: str | None = None  # SATURATED: the over-exposed channel
+
+    def __post_init__(self) -> None:
+        if self.kind not in (BLUR, SATURATED):
+            raise ValueError(f"unknown defect kind {self.kind!r}")
+        if self.kind == SATURATED and not self.channel:
+            raise ValueError("a saturated site names its channel")
+
+
 @dataclass(frozen=True)
 class SamplePlate:
     source: str
@@ -41,6 +66,7 @@ class SamplePlate:
     channels: dict[str, int]
     load_data_formats: tuple[str, ...] = ("csv", "parquet")
     imaged: bool = True
+    defects: tuple[SiteDefect, ...] = ()  # drawn when the gallery is generated with defects
 
     @property
     def sites_per_well(self) -> int:
@@ -52,6 +78,7 @@ class Preset:
     name: str
     plates: tuple[SamplePlate, ...]
     cells_per_megapixel: float = 50.0
+    defects: bool = True  # whether the plates' defective sites are drawn by default
 
 
 def _compound(n: int) -> str:
@@ -100,6 +127,7 @@ def _plates(
     four = tuple(range(1, min(4, sites_scale) + 1))
     six = tuple(range(1, min(6, sites_scale) + 1))
     five_from_zero = tuple(range(min(5, sites_scale)))
+    compound_wells = _wells(compound, 1)
     return (
         SamplePlate(
             "source_4",
@@ -107,10 +135,11 @@ def _plates(
             "BR00117035",
             "COMPOUND",
             "BR00117035__2021-05-02T16_02_51-Measurement1",
-            _wells(compound, 1),
+            compound_wells,
             four,
             big,
             PHENIX_CHANNELS,
+            defects=_defects(compound_wells, trt, four),
         ),
         SamplePlate(
             "source_4",
@@ -173,10 +202,33 @@ def _plates(
     )
 
 
+def _defects(
+    wells: tuple[SampleWell, ...], trt: int, sites: tuple[int, ...]
+) -> tuple[SiteDefect, ...]:
+    """Blurred sites in the first treatment wells (one per well, up to two) and one saturated
+    AGP site in the first positive control well: roles whose every site the default sampling
+    keeps, so the defects are processed."""
+    blurred = [
+        SiteDefect(well.well, sites[index % len(sites)], BLUR)
+        for index, well in enumerate(wells[: min(trt, 2)])
+    ]
+    return (*blurred, SiteDefect(wells[trt].well, sites[-1], SATURATED, "AGP"))
+
+
 PRESETS: dict[str, Preset] = {
     "default": Preset("default", _plates(trt=5, per_role=2, sizes=(1080, 970), sites_scale=9)),
     "tiny": Preset(
-        "tiny", _plates(trt=1, per_role=1, sizes=(96, 80), sites_scale=2), cells_per_megapixel=400.0
+        "tiny",
+        _plates(trt=1, per_role=1, sizes=(96, 80), sites_scale=2),
+        cells_per_megapixel=400.0,
+        defects=False,
+    ),
+    # the tiny layout at a size and sample where per-plate QC statistics mean something (~30
+    # sampled sites a plate), with the defective sites: for the image-quality tests and demos
+    "qc": Preset(
+        "qc",
+        _plates(trt=4, per_role=2, sizes=(256, 240), sites_scale=4),
+        cells_per_megapixel=200.0,
     ),
 }
 

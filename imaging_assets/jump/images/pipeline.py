@@ -15,6 +15,12 @@ raises TooManyFailures at its end, so the writer commits nothing.
 Provenance names each raw object by the URI the load data gives (`<channel>_raw_uri`, the same
 whatever the source root) and by where it was actually read (`<channel>_read_uri`). Messages name
 URIs and kinds, never content of the objects.
+
+Image quality: each raw image, once decoded and before the recipe, is measured with the
+CellProfiler MeasureImageQuality features its channel's `MetricPlan` names (jump/quality.py), in
+the same worker thread; the values are columns of the site's row (CellProfiler's names, e.g.
+ImageQuality_PowerLogLogSlope_OrigDNA), with the metric set's name and version and the intensity
+scale. Nothing extra is held: the values travel in the row like the digests.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from imaging_assets.core.errors import MissingObjectError
 from imaging_assets.core.objects import FetchedObject, ObjectReader
 from imaging_assets.core.stores import StoreUnavailableError
 from imaging_assets.jump.images.tasks import ChannelSource, SiteTask
+from imaging_assets.jump.quality import METRIC_SET_NAME, MetricPlan
 from imaging_assets.jump.schemas import channel_prefix, failed_images_schema, site_images_schema
 from imaging_assets.processing import (
     DEFAULT_MAX_PIXELS,
@@ -53,6 +60,7 @@ from imaging_assets.processing import (
 )
 
 REFERENCE_SITES = 3  # sites whose TIFF headers fix a plate's expected shape and dtype
+DEFAULT_PLAN = MetricPlan()
 
 
 class TooManyFailures(RuntimeError):
@@ -84,6 +92,8 @@ class _ChannelResult:
     array: np.ndarray | None  # None when only checked (the plate is already rejected)
     low: float
     high: float
+    metrics: dict[str, float] = field(default_factory=dict)  # quality column -> value
+    scale: float | None = None  # the divisor the metrics are on (None: none computed)
 
 
 @dataclass
@@ -99,6 +109,8 @@ class PlateResult:
     expected_shape / expected_dtype: what every raw image must declare; when None, fixed from the
     first REFERENCE_SITES sites' TIFF headers (the majority, ties to the first in task order).
     Floats are refused unless expected_dtype is a float dtype. max_pixels bounds any one image.
+    quality: which CellProfiler quality features are measured on which channel's raw pixels
+    (None: none; the columns stay null).
     """
 
     tasks: Sequence[SiteTask]
@@ -115,6 +127,7 @@ class PlateResult:
     progress: Callable[[int, int], None] | None = None
     reference_sites: int = REFERENCE_SITES
     codec: str | None = None  # imaging_assets.processing.codecs; None: the recipe's default
+    quality: MetricPlan | None = None
     sites_ok: int = 0
     sites_failed: int = 0
     images: int = 0
@@ -122,6 +135,7 @@ class PlateResult:
     processed_bytes: int = 0
     seconds: float = 0.0
     max_in_flight: int = 0
+    quality_seconds: float = 0.0  # CPU seconds (worker threads) spent measuring image quality
     shape: tuple[int, ...] | None = None  # the plate's expected shape, once fixed
     dtype: np.dtype | None = None  # the plate's expected dtype, once fixed
     reference: dict[str, str] = field(default_factory=dict)  # "config", "data" or "none"
@@ -131,6 +145,7 @@ class PlateResult:
     _prefetched_lock: threading.Lock = field(default_factory=threading.Lock)
     _illum: dict[str, np.ndarray] = field(default_factory=dict)
     _illum_lock: threading.Lock = field(default_factory=threading.Lock)
+    _quality_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def window(self) -> int:
@@ -227,9 +242,23 @@ class PlateResult:
             illum = self._illumination(source, fetched.uri)
         if not process:
             return _ChannelResult(source, fetched, image.shape, None, 0.0, 0.0)
+        metrics, scale = {}, None
+        if self.quality is not None:
+            started = time.thread_time()
+            metrics, scale = self.quality.measure(source.channel, image)
+            spent = time.thread_time() - started
+            with self._quality_lock:
+                self.quality_seconds += spent
         processed = apply_recipe(self.recipe, image, illum)
         return _ChannelResult(
-            source, fetched, image.shape, processed.array, processed.low, processed.high
+            source,
+            fetched,
+            image.shape,
+            processed.array,
+            processed.low,
+            processed.high,
+            metrics,
+            scale,
         )
 
     def _site(self, task: SiteTask) -> _Outcome:
@@ -307,7 +336,11 @@ class PlateResult:
                 f"{c}_high": result.high,
                 f"{c}_illum_uri": result.source.illum_uri,
             }
+            row |= result.metrics
+        scales = {r.scale for r in results if r.scale is not None}
         row |= {
+            "qc_metric_set": METRIC_SET_NAME if scales else None,
+            "qc_scale": scales.pop() if len(scales) == 1 else None,
             "recipe_name": self.recipe.name,
             "recipe_version": self.recipe.version,
             "recipe_params": self.recipe.params_json(),
@@ -454,12 +487,15 @@ def process_sites(
     max_failed_fraction: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
     codec: str | None = None,
+    quality: MetricPlan | None = DEFAULT_PLAN,
 ) -> PlateResult:
     """The plate's stream (call `.batches()`), with counters filled in as it is consumed.
 
     Store outages (StoreUnavailableError after the store's own retries) propagate unchanged.
     codec names how each channel's pixels are stored ("pzstd", "raw" or "name/version"); None
-    takes the recipe's default (imaging_assets.processing.codecs.default_codec).
+    takes the recipe's default (imaging_assets.processing.codecs.default_codec). quality: the
+    CellProfiler quality features to measure per channel (by default jump.quality's default
+    plan; None: none, the columns stay null).
     """
     return PlateResult(
         tasks=list(tasks),
@@ -475,6 +511,7 @@ def process_sites(
         max_failed_fraction=max_failed_fraction,
         progress=progress,
         codec=codec_name(codec) if codec else None,
+        quality=quality,
     )
 
 

@@ -243,3 +243,38 @@ def test_parquet_tables_show_columns_and_row_counts(built):
             columns = [c.name for c in metadata["dagster/column_schema"].value.columns]
             assert "site_key" in columns and "uri" in columns
             assert metadata["dagster/row_count"].value == metadata["rows"].value
+
+
+def test_every_site_carries_its_quality_features_and_a_qc_verdict(built):
+    from imaging_assets.jump.schemas import quality_column
+
+    images = lance.dataset(str(built["lake"] / "site_images.lance"))
+    columns = ["site_key", "qc_metric_set", "qc_scale"]
+    columns += [quality_column("PowerLogLogSlope", "DNA"), quality_column("PercentMaximal", "RNA")]
+    rows = images.to_table(columns=columns).to_pylist()
+    assert rows and all(r["qc_metric_set"] == "cellprofiler.MeasureImageQuality/1" for r in rows)
+    assert all(r["qc_scale"] == 65535.0 for r in rows)
+    assert all(r[c] is not None and np.isfinite(r[c]) for r in rows for c in columns[3:])
+    verdicts = lance.dataset(str(built["lake"] / "site_qc.lance")).to_table().to_pylist()
+    assert sorted(v["site_key"] for v in verdicts) == sorted(r["site_key"] for r in rows)
+    # the tiny gallery has no defects, and its plates (6 sites) are too small to judge
+    assert all(v["qc_pass"] and v["qc_reasons"] == [] for v in verdicts)
+    assert all("fewer than 10 sites" in v["qc_rules"] for v in verdicts)
+
+
+def test_each_plate_has_a_plate_map_and_partitioned_check_results(built):
+    for key, result in built["results"].items():
+        evaluations = [
+            e
+            for e in result.get_asset_check_evaluations()
+            if e.asset_key.to_user_string() == "site_images"
+        ]
+        assert len(evaluations) == 5 and {e.partition for e in evaluations} == {key}
+        metadata = result.asset_materializations_for_node("site_images")[0].metadata
+        plate_map = built["lake"] / "plate_maps" / f"{key}.png"
+        if metadata["rows"].value:
+            assert plate_map.read_bytes().startswith(b"\x89PNG")
+            assert metadata["plate_map_ref"].value == f"lake:plate_maps/{key}.png"
+            assert metadata["qc_flagged_sites"].value == 0
+        else:  # a plate type that is not sampled (DMSO): nothing to draw
+            assert not plate_map.exists() and "plate_map" not in metadata

@@ -100,3 +100,62 @@ def test_the_gallery_covers_what_the_pipeline_must_handle(tiny):
     assert all(4 <= p.sites_per_well <= 9 for p in imaged)
     assert {p.image_size for p in imaged} == {1080, 970}
     assert any(not p.imaged for p in default.plates)
+
+
+def test_defective_sites_are_blurred_or_saturated_and_nothing_else_changes(tiny, tmp_path):
+    from imaging_assets.demo.gallery.generate import image_key
+    from imaging_assets.jump.quality import measure_features
+
+    assert tiny.defects == ()  # the tiny preset draws none unless asked
+    seeded = generate_gallery(tmp_path / "seeded", preset="tiny", seed=0, workers=1, defects=True)
+    assert _tree_digest(seeded.root) != _tree_digest(tiny.root)
+    defects = seeded.defective_sites()
+    assert sorted(defects.values()) == ["blur", "saturated AGP"]
+    changed = set()
+    for plate in tiny.plates:
+        for well in plate.wells:
+            for site in plate.sites:
+                for channel in plate.channels:
+                    key = image_key(plate, well.well, site, channel)
+                    clean = (tiny.source_root / key).read_bytes()
+                    if (seeded.source_root / key).read_bytes() != clean:
+                        changed.add(
+                            (f"{plate.source}__{plate.plate}__{well.well}__{site}", channel)
+                        )
+    blurred = next(k for k, v in defects.items() if v == "blur")
+    saturated = next(k for k, v in defects.items() if v.startswith("saturated"))
+    channels = tiny.plates[0].channels
+    assert changed == {(blurred, c) for c in channels} | {(saturated, "AGP")}
+
+    def image(gallery, site_key, channel):
+        plate = next(p for p in gallery.plates if site_key.startswith(f"{p.source}__{p.plate}"))
+        well, site = site_key.split("__")[2:]
+        return tifffile.imread(gallery.source_root / image_key(plate, well, int(site), channel))
+
+    slope = ["PowerLogLogSlope"]
+    before = measure_features(image(tiny, blurred, "DNA"), slope)["PowerLogLogSlope"]
+    after = measure_features(image(seeded, blurred, "DNA"), slope)["PowerLogLogSlope"]
+    assert after < before - 0.3  # out of focus: the power spectrum falls off faster
+    share = ["PercentMaximal"]
+    assert measure_features(image(tiny, saturated, "AGP"), share)["PercentMaximal"] < 0.05
+    assert measure_features(image(seeded, saturated, "AGP"), share)["PercentMaximal"] > 0.5
+
+
+def test_the_default_and_qc_presets_carry_defects_on_one_plate_in_sampled_roles():
+    from imaging_assets.jump.sampling import DEFAULT_SITES_PER_ROLE
+
+    for name in ("default", "qc"):
+        preset = PRESETS[name]
+        assert preset.defects
+        seeded = [p for p in preset.plates if p.defects]
+        assert [p.plate for p in seeded] == ["BR00117035"]
+        roles = {w.well: w.jcp2022 for w in seeded[0].wells}
+        kinds = sorted(d.kind for d in seeded[0].defects)
+        assert kinds == ["blur", "blur", "saturated"]
+        for defect in seeded[0].defects:
+            assert defect.site in seeded[0].sites and defect.well in roles
+        # trt and poscon wells: the default sampling keeps every site of them (<= 6 and 4)
+        assert seeded[0].sites_per_well <= min(
+            DEFAULT_SITES_PER_ROLE["trt"], DEFAULT_SITES_PER_ROLE["poscon"]
+        )
+    assert not PRESETS["tiny"].defects

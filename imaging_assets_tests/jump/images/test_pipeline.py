@@ -199,25 +199,120 @@ def test_the_frame_named_by_load_data_is_the_page_decoded(tmp_path):
     assert site_array(row, "DNA").max() == 300
 
 
-def test_contact_sheet_rows_and_tiles_carry_label_bands():
-    """Each site row starts with a black band with text (site key, role), each tile too (channel)."""
-    import io
-
-    import numpy as np
-    import pyarrow as pa
-    from PIL import Image
-
-    from imaging_assets.jump.images.contact_sheet import LABEL_HEIGHT, contact_sheet
-
-    pixels = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 251).astype(np.uint8)
-    row = {"site_key": "source_4__P1__A01__1", "control_role": "poscon"}
+def _sheet_row(key: str, well: str, role: str, value: int = 0) -> dict:
+    pixels = ((np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) + value) % 251).astype(np.uint8)
+    row = {"site_key": key, "well": well, "site": key.rsplit("__", 1)[1], "control_role": role}
     for c in ("dna", "agp"):
         row |= {f"{c}_pixels": pixels.tobytes(), f"{c}_shape": [64, 64], f"{c}_dtype": "uint8"}
-    sheet = np.asarray(
-        Image.open(io.BytesIO(contact_sheet(pa.Table.from_pylist([row]), ["DNA", "AGP"])))
+    return row
+
+
+def test_contact_sheet_columns_are_sites_under_legible_headers_rows_are_channels():
+    """A black header with white text over each site's column (role, well and site), a black
+    band with the channel name left of each row; small images are centred in 128 px columns."""
+    from PIL import Image
+
+    from imaging_assets.jump.images.contact_sheet import (
+        CHANNEL_LABEL_WIDTH,
+        GAP,
+        LABEL_HEIGHT,
+        LINE_HEIGHT,
+        contact_sheet,
     )
-    assert sheet.shape == (64 + 2 * LABEL_HEIGHT, 128)
-    site_band, channel_band = sheet[:LABEL_HEIGHT], sheet[LABEL_HEIGHT : 2 * LABEL_HEIGHT]
-    for band in (site_band, channel_band[:, :64], channel_band[:, 64:]):
-        assert (band > 128).sum() > 10 and (band == 0).mean() > 0.5  # text on black
-    assert (site_band[:, 64:] > 128).sum() > 10  # the site key runs across the row
+
+    rows = [_sheet_row("s__P__A01__1", "A01", "poscon"), _sheet_row("s__P__B02__1", "B02", "trt")]
+    sheet = np.asarray(
+        Image.open(io.BytesIO(contact_sheet(pa.Table.from_pylist(rows), ["DNA", "AGP"])))
+    )
+    width = CHANNEL_LABEL_WIDTH + GAP + 128 + 12 + 128  # roles apart by the wider ROLE_GAP
+    assert sheet.shape == (LABEL_HEIGHT + 2 * 64, width)
+    assert LINE_HEIGHT >= 18  # text of ~15 px, not PIL's 8 px bitmap font
+    first = sheet[:LABEL_HEIGHT, CHANNEL_LABEL_WIDTH + GAP : CHANNEL_LABEL_WIDTH + GAP + 128]
+    for band in (first, sheet[LABEL_HEIGHT : LABEL_HEIGHT + 64, :CHANNEL_LABEL_WIDTH]):
+        assert (band > 128).sum() > 30 and (band == 0).mean() > 0.5  # text on black
+    assert (first[LINE_HEIGHT:] > 128).sum() > 30  # the second line: well and site
+    left = CHANNEL_LABEL_WIDTH + GAP + 32  # a 64 px image centred in its 128 px column
+    expected = np.frombuffer(rows[0]["dna_pixels"], np.uint8).reshape(64, 64)
+    assert np.array_equal(sheet[LABEL_HEIGHT : LABEL_HEIGHT + 64, left : left + 64], expected)
+
+
+def test_contact_sheet_sites_spread_over_roles_and_wells_flagged_last():
+    from imaging_assets.jump.images.contact_sheet import choose_sites
+
+    keys, wells, roles = [], [], []
+    for role, prefix in (("trt", "A"), ("poscon", "B"), ("negcon", "C"), ("empty", "D")):
+        for well in range(1, 4):
+            for site in (1, 2):
+                keys.append(f"s__P__{prefix}{well:02d}__{site}")
+                wells.append(f"{prefix}{well:02d}")
+                roles.append(role)
+    chosen = choose_sites(keys, wells, roles, 6, flagged=["s__P__B01__1"])
+    assert chosen == [
+        "s__P__B01__2",  # poscon: B01's other site, the flagged one last
+        "s__P__B02__1",
+        "s__P__C01__1",  # negcon
+        "s__P__C02__1",
+        "s__P__A01__1",  # trt
+        "s__P__D01__1",  # then other roles
+    ]
+    assert choose_sites(keys, wells, roles, 3) == ["s__P__B01__1", "s__P__C01__1", "s__P__A01__1"]
+    assert len(choose_sites(keys[:2], wells[:2], roles[:2], 6)) == 2
+    # deterministic whatever the order the rows come in
+    order = np.random.default_rng(1).permutation(len(keys))
+    shuffled = [[x[i] for i in order] for x in (keys, wells, roles)]
+    assert choose_sites(*shuffled, 6, flagged=["s__P__B01__1"]) == chosen
+
+
+def test_the_contact_sheet_marks_a_flagged_site():
+    from PIL import Image
+
+    from imaging_assets.jump.images.contact_sheet import CHANNEL_LABEL_WIDTH, LABEL_HEIGHT
+
+    rows = pa.Table.from_pylist([_sheet_row("s__P__A01__1", "A01", "trt")])
+    plain = np.asarray(Image.open(io.BytesIO(contact_sheet(rows, ["DNA"]))))
+    flagged = np.asarray(
+        Image.open(io.BytesIO(contact_sheet(rows, ["DNA"], flagged=["s__P__A01__1"])))
+    )
+    header = slice(0, LABEL_HEIGHT), slice(CHANNEL_LABEL_WIDTH, None)
+    assert (flagged[header] > 128).sum() > (plain[header] > 128).sum() + 30  # "(flagged)"
+
+
+def test_rows_carry_cellprofilers_quality_features_of_the_raw_pixels(tmp_path):
+    """Measured on the raw image as decoded (not the recipe's crop): each planned feature equals
+    processing.quality.measure's, the others are null, the metric set and scale are named."""
+    from imaging_assets.jump.quality import MetricPlan
+    from imaging_assets.jump.schemas import quality_column
+    from imaging_assets.processing.quality import FEATURES, measure
+
+    plan = MetricPlan({"PowerLogLogSlope": ("DNA",), "PercentMaximal": ("*",)})
+    result = _run(_plate(tmp_path, sites=3), quality=plan)
+    table = pa.Table.from_batches(list(result.batches()), schema=site_images_schema(CHANNELS))
+    for row in table.to_pylist():
+        assert row["qc_metric_set"] == "cellprofiler.MeasureImageQuality/1"
+        assert row["qc_scale"] == 65535.0
+        for channel in CHANNELS:
+            raw = tifffile.imread(row[f"{channel.lower()}_raw_uri"])  # 64 x 64, uncropped
+            expected = measure(raw)
+            for feature in FEATURES:
+                value = row[quality_column(feature, channel)]
+                if feature in plan.features(channel):
+                    assert value == expected[feature], (channel, feature)
+                else:
+                    assert value is None, (channel, feature)
+    assert result.quality_seconds > 0
+
+
+def test_without_a_plan_the_quality_columns_stay_null(tmp_path):
+    result = _run(_plate(tmp_path, sites=2), quality=None)
+    row = pa.Table.from_batches(list(result.batches())).to_pylist()[0]
+    assert row["qc_metric_set"] is None and row["qc_scale"] is None
+    assert row["ImageQuality_PowerLogLogSlope_OrigDNA"] is None
+    assert result.quality_seconds == 0
+
+
+def test_the_default_plan_measures_every_channel(tmp_path):
+    result = _run(_plate(tmp_path, sites=1))
+    row = pa.Table.from_batches(list(result.batches())).to_pylist()[0]
+    assert row["ImageQuality_PowerLogLogSlope_OrigDNA"] is not None
+    assert row["ImageQuality_PercentMaximal_OrigRNA"] is not None
+    assert row["ImageQuality_PowerLogLogSlope_OrigRNA"] is None  # DNA only by default
