@@ -221,7 +221,8 @@ def _ingest_file(lake: Lake, source, row, run_id, run_alive) -> IngestResult:
         volatile=("dagster_run_id", "stored_at"),
     )
     summary = {"size": stored.size, "sha256": stored.sha256, "stored_uri": stored.stored_uri}
-    if written.changed:
+    # unchanged rows still mend a row that a crash left unmarked after the commit
+    if written.changed or not row.get("ingested"):
         registry.update_dataset(
             lake.uri(DATASETS),
             dataset_id,
@@ -277,7 +278,8 @@ def _ingest_frames(
             "really changed",
             before_commit=at_least_one_frame,
         )
-        if written.changed:
+        # unchanged frames still mend a row that a crash left unmarked after the commit
+        if written.changed or not row.get("ingested"):
             registry.update_dataset(
                 lake.uri(DATASETS),
                 dataset_id,

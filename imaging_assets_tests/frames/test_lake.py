@@ -323,3 +323,34 @@ def test_a_first_ingest_failing_mid_stream_commits_nothing(samples, tmp_path):
     frames_uri = tmp_path / "lake" / "frames.lance"
     assert not frames_uri.exists() or lance.dataset(str(frames_uri)).count_rows() == 0
     assert reading.get_dataset(lake.root, FOLDER)["ingested"] is False
+
+
+def test_a_crash_between_the_frames_commit_and_the_dataset_row_is_mended_by_the_re_run(
+    tmp_path, monkeypatch
+):
+    """The frames are committed, then the process dies before the dataset row says so: the
+    re-run finds the frames unchanged (no commit) and must still mark the dataset ingested."""
+    rng = np.random.default_rng(11)
+    write_ome(tmp_path / "src" / "a.ome.tif", rng.integers(0, 999, (1, 1, 2, 8, 8), "u2"), ["A"])
+    (tmp_path / "src" / "m.csv").write_text(
+        "dataset_id,file,upload_type\nCRSH-2024-01-01-00-00-00-0001,a.ome.tif,frames\n"
+    )
+    lake = local_lake(tmp_path / "lake")
+    source = LocalStore(tmp_path / "src")
+    register_manifest(lake, source, "m.csv", "r1")
+    from imaging_assets.frames import lake as frames_lake
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed between the frames commit and the dataset row")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(frames_lake.registry, "update_dataset", crash)
+        with pytest.raises(KeyboardInterrupt):
+            ingest_dataset(lake, source, "CRSH-2024-01-01-00-00-00-0001", "r2")
+    frames_version = lance.dataset(lake.uri("frames")).version
+    again = ingest_dataset(lake, source, "CRSH-2024-01-01-00-00-00-0001", "r3", index=False)
+    assert not again.written.changed  # the frames were already there: nothing recomputed
+    assert lance.dataset(lake.uri("frames")).version == frames_version
+    row = reading.get_dataset(lake.root, "CRSH-2024-01-01-00-00-00-0001")
+    assert row["ingested"] and row["frame_count"] == 2
+    assert reading.read_frames(lake.root, "CRSH-2024-01-01-00-00-00-0001").shape[-2:] == (8, 8)
