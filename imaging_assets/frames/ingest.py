@@ -19,7 +19,13 @@ import numpy as np
 import pyarrow as pa
 
 from imaging_assets.core.provenance import PACKAGE_VERSION
-from imaging_assets.frames.schema import BLOB_THRESHOLD_BYTES, frame_key, frames_schema, now_utc
+from imaging_assets.frames.schema import (
+    BLOB_THRESHOLD_BYTES,
+    FRAME_QUALITY,
+    frame_key,
+    frames_schema,
+    now_utc,
+)
 from imaging_assets.frames.splitters import Frame, FrameSource
 
 BATCH_BYTES = 16 * 1024 * 1024
@@ -121,9 +127,13 @@ def frame_batches(
     blob_threshold: int = BLOB_THRESHOLD_BYTES,
     batch_rows: int = BATCH_ROWS,
     batch_bytes: int = BATCH_BYTES,
+    measure_quality: bool = True,
 ) -> Iterator[pa.RecordBatch]:
-    """Record batches of `frames_schema()`, streamed: at most one batch of frames in memory."""
+    """Record batches of `frames_schema()`, streamed: at most one batch of frames in memory.
+    Each frame's CellProfiler image-quality features are measured from the decoded array here
+    (no second read); `measure_quality=False` leaves them null."""
     schema = frames_schema()
+    unmeasured = dict.fromkeys([*FRAME_QUALITY.names, "qc_metric_set", "qc_scale"])
     rows: list[dict] = []
     held = 0
     started = time.perf_counter()
@@ -155,6 +165,7 @@ def frame_batches(
                 "dagster_run_id": run_id,
                 "package_version": PACKAGE_VERSION,
                 "written_at": written_at,
+                **(FRAME_QUALITY.measure(frame.array) if measure_quality else unmeasured),
             }
         )
         held += len(data)

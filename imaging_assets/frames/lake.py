@@ -120,13 +120,14 @@ def ingest_dataset(
     run_alive: RunAlive | None = None,
     index: bool = True,
     max_removed_fraction: float | None = 0.0,
+    measure_quality: bool = True,
 ) -> IngestResult:
     """Ingest one registered dataset (frames or file) and record its summary on its row.
 
     `index`: bring the frames table's indexes up to date afterwards (False for bulk loads that
     index once at the end). A re-ingest that would remove more than `max_removed_fraction` of
     the dataset's frames (the file now yields fewer) is refused before anything is committed
-    (None: no limit).
+    (None: no limit). `measure_quality`: CellProfiler's image-quality features of each frame.
     """
     from imaging_assets.frames.reading import get_dataset
 
@@ -136,7 +137,9 @@ def ingest_dataset(
         if row["upload_type"] == "file":
             result = _ingest_file(lake, source, row, run_id, run_alive)
         else:
-            result = _ingest_frames(lake, source, row, run_id, run_alive, max_removed_fraction)
+            result = _ingest_frames(
+                lake, source, row, run_id, run_alive, max_removed_fraction, measure_quality
+            )
     except (InputError, MissingObjectError) as error:  # the source cannot be used as it is
         _record_failures(lake, row, [error], run_id, run_alive)
         raise
@@ -241,7 +244,7 @@ def _ingest_file(lake: Lake, source, row, run_id, run_alive) -> IngestResult:
 
 
 def _ingest_frames(
-    lake: Lake, source, row, run_id, run_alive, max_removed_fraction
+    lake: Lake, source, row, run_id, run_alive, max_removed_fraction, measure_quality=True
 ) -> IngestResult:
     dataset_id = row["dataset_id"]
     positions = [p for p in (row.get("positions") or "").split(";") if p]
@@ -270,7 +273,14 @@ def _ingest_frames(
             lake,
             dataset_partition(FRAMES, dataset_id),
             frames_schema(),
-            frame_batches(dataset_id, frame_source, run_id, summary, source_uri=remote_uri),
+            frame_batches(
+                dataset_id,
+                frame_source,
+                run_id,
+                summary,
+                source_uri=remote_uri,
+                measure_quality=measure_quality,
+            ),
             run_id=run_id,
             run_alive=run_alive,
             max_removed_fraction=max_removed_fraction,

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from imaging_assets.core.lance_tables import addable
 from imaging_assets.core.provenance import FAILURES, RAW, REGISTRY
+from imaging_assets.processing.quality import ImageQualityColumns
 
 DATASETS = "datasets"
 FRAMES = "frames"
@@ -30,6 +31,7 @@ alone in a batch is silently stored uncompressed (measured), and blobs read with
 UPLOAD_TYPES = ("file", "frames")
 FRAME_KEY_COLUMNS = ("dataset_id", "c", "z", "t", "p")
 
+FRAME_QUALITY = ImageQualityColumns("Frame")
 _TS = pa.timestamp("us")  # UTC, stored naive (as the tables were first written)
 
 
@@ -115,6 +117,9 @@ def frames_schema() -> pa.Schema:
             addable(pa.field("package_version", pa.string())),
             addable(pa.field("written_at", _TS)),
             addable(pa.field("read_uri", pa.string())),  # the file actually opened
+            # CellProfiler's image-quality features of each frame (ImageQuality_FocusScore_Frame,
+            # ..., qc_metric_set, qc_scale), as the slices of a z-stack and the sites of a plate
+            *(addable(f) for f in FRAME_QUALITY.fields()),
         ]
     )
 

@@ -34,6 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 import scipy.fft
 
 METRIC_SET = "cellprofiler.MeasureImageQuality"
@@ -82,6 +83,41 @@ def feature_name(feature: str, image: str, config: QualityConfig = QualityConfig
     if feature in _SCALED_FEATURES:
         name += f"_{config.local_focus_scale:d}"
     return name
+
+
+@dataclass(frozen=True)
+class ImageQualityColumns:
+    """The quality columns of one kind of image in a table, named as CellProfiler names them
+    for an image called `image` ("Slice", "Frame": ImageQuality_FocusScore_Slice, ...), plus
+    `qc_metric_set` and `qc_scale` (which definitions, which divisor). One shape for every
+    collection, so a tool that reads one domain's QC reads the others'."""
+
+    image: str
+    config: QualityConfig = QualityConfig()
+
+    def column(self, feature: str) -> str:
+        return feature_name(feature, self.image, self.config)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.column(feature) for feature in FEATURES)
+
+    def fields(self) -> list[pa.Field]:
+        return [pa.field(name, pa.float64()) for name in self.names] + [
+            pa.field("qc_metric_set", pa.string()),
+            pa.field("qc_scale", pa.float64()),
+        ]
+
+    def measure(self, image: np.ndarray) -> dict[str, float | str | None]:
+        """Every column for one raw 2-D image; all null when it is not uint8/uint16."""
+        if not measurable(image):
+            return dict.fromkeys([*self.names, "qc_metric_set", "qc_scale"])
+        values = measure(image, self.config)
+        return {
+            **{self.column(feature): value for feature, value in values.items()},
+            "qc_metric_set": f"{METRIC_SET}/{METRIC_SET_VERSION}",
+            "qc_scale": float(np.iinfo(image.dtype).max),
+        }
 
 
 # Features grouped by the work they share. CPU ms per 1080x1080 uint16 image measured inside the
@@ -162,7 +198,8 @@ def measure_features(
 
 def measurable(image: np.ndarray) -> bool:
     """CellProfiler's integer scaling applies to uint8/uint16 images only; others get no metrics."""
-    return image.ndim == 2 and image.size > 0 and image.dtype in (np.uint8, np.uint16)
+    dtype = image.dtype
+    return image.ndim == 2 and image.size > 0 and dtype.kind == "u" and dtype.itemsize <= 2
 
 
 def _validated(image: np.ndarray) -> np.ndarray:

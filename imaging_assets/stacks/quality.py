@@ -46,30 +46,23 @@ METRIC_SET_NAME = f"{cp.METRIC_SET}/{cp.METRIC_SET_VERSION}"
 FOCUS_FEATURE = "FocusScore"
 
 
+SLICE_QUALITY = cp.ImageQualityColumns(IMAGE, CONFIG)
+
+
 def column(feature: str) -> str:
     """The zstack_slices column of one feature: ImageQuality_<Feature>_Slice[_20]."""
-    return cp.feature_name(feature, IMAGE, CONFIG)
+    return SLICE_QUALITY.column(feature)
 
 
-COLUMNS: tuple[str, ...] = tuple(column(f) for f in cp.FEATURES)
+COLUMNS: tuple[str, ...] = SLICE_QUALITY.names
 FOCUS_COLUMN = column(FOCUS_FEATURE)
 # added in 0.6: older lakes gain them (null for the slices written before)
-FIELDS: list[pa.Field] = [addable(pa.field(name, pa.float64())) for name in COLUMNS] + [
-    addable(pa.field("qc_metric_set", pa.string())),
-    addable(pa.field("qc_scale", pa.float64())),
-]
+FIELDS: list[pa.Field] = [addable(f) for f in SLICE_QUALITY.fields()]
 
 
 def measure_slice(array: np.ndarray) -> dict[str, float | str | None]:
     """The quality columns of one raw decoded slice (nulls when it is not uint8/uint16)."""
-    if not cp.measurable(array):
-        return dict.fromkeys([*COLUMNS, "qc_metric_set", "qc_scale"])
-    values = cp.measure(array, CONFIG)
-    return {
-        **{column(feature): value for feature, value in values.items()},
-        "qc_metric_set": METRIC_SET_NAME,
-        "qc_scale": float(np.iinfo(array.dtype).max),
-    }
+    return SLICE_QUALITY.measure(array)
 
 
 def timed_measure(array: np.ndarray) -> tuple[dict, float]:

@@ -354,3 +354,36 @@ def test_a_crash_between_the_frames_commit_and_the_dataset_row_is_mended_by_the_
     row = reading.get_dataset(lake.root, "CRSH-2024-01-01-00-00-00-0001")
     assert row["ingested"] and row["frame_count"] == 2
     assert reading.read_frames(lake.root, "CRSH-2024-01-01-00-00-00-0001").shape[-2:] == (8, 8)
+
+
+def test_every_frame_carries_cellprofiler_quality_features_of_its_pixels(tmp_path):
+    from imaging_assets.frames.schema import FRAME_QUALITY
+    from imaging_assets.processing.quality import FEATURES, measure
+
+    lake, _, array = _noise_dataset(tmp_path)  # (t, c, z, y, x)
+    frames = lance.dataset(lake.uri("frames")).to_table(filter="c = 1 AND z = 2 AND t = 0")
+    assert frames.num_rows == 1
+    row = frames.to_pylist()[0]
+    assert set(FRAME_QUALITY.names) <= set(row) and len(FRAME_QUALITY.names) == len(FEATURES)
+    expected = measure(array[0, 1, 2])
+    assert row["ImageQuality_FocusScore_Frame"] == expected["FocusScore"]
+    assert row["ImageQuality_PowerLogLogSlope_Frame"] == expected["PowerLogLogSlope"]
+    assert row["ImageQuality_Correlation_Frame_20"] == expected["Correlation"]
+    assert row["qc_metric_set"] == "cellprofiler.MeasureImageQuality/1"
+    assert row["qc_scale"] == 65535
+
+
+def test_frame_quality_can_be_turned_off(tmp_path):
+    rng = np.random.default_rng(5)
+    write_ome(tmp_path / "src" / "a.ome.tif", rng.integers(0, 999, (1, 1, 2, 8, 8), "u2"), ["A"])
+    (tmp_path / "src" / "m.csv").write_text(
+        "dataset_id,file,upload_type\nOFFQ-2024-01-01-00-00-00-0001,a.ome.tif,frames\n"
+    )
+    lake = local_lake(tmp_path / "lake")
+    source = LocalStore(tmp_path / "src")
+    register_manifest(lake, source, "m.csv", "r1")
+    ingest_dataset(lake, source, "OFFQ-2024-01-01-00-00-00-0001", "r2", measure_quality=False)
+    table = lance.dataset(lake.uri("frames")).to_table(
+        columns=["ImageQuality_FocusScore_Frame", "qc_metric_set"]
+    )
+    assert table.num_rows == 2 and table.column("qc_metric_set").null_count == 2

@@ -147,6 +147,15 @@ def imaging_datasets(
 class FramesConfig(RerunGuardConfig):
     """A re-ingest that would remove frames (the file now yields fewer) is refused by default."""
 
+    measure_quality: bool = Field(
+        default=True,
+        description=(
+            "Measure CellProfiler's image-quality features of every uint8/uint16 frame while it "
+            "is ingested (columns `ImageQuality_FocusScore_Frame`, ...; the columns stay null "
+            "when off)"
+        ),
+    )
+
 
 @asset(
     group_name=GROUP,
@@ -168,7 +177,8 @@ class FramesConfig(RerunGuardConfig):
     ],
     description=(
         "One dataset (partition = dataset id): upload type `frames` is split into 2-D frames "
-        "(frames.lance: c, z, t, p, channel, zstd pixels, sha256, per-frame metadata; the "
+        "(frames.lance: c, z, t, p, channel, zstd pixels, sha256, per-frame metadata, "
+        "CellProfiler's image-quality features (`ImageQuality_FocusScore_Frame`, ...); the "
         "dataset's frames replaced in one commit, none when unchanged); upload type `file` is "
         "stored as is with size and sha256 (dataset_files.lance). A source that cannot be used "
         "is recorded in dataset_failures.lance. The summary goes on the dataset's row."
@@ -191,6 +201,7 @@ def frames(
             run_id,
             run_alive=run_alive_in(context.instance),
             max_removed_fraction=config.max_removed_fraction,
+            measure_quality=config.measure_quality,
         )
     except (InputError, MissingObjectError, KeyError, RemovalRefusedError) as error:
         raise Failure(
