@@ -18,9 +18,11 @@ from imaging_assets.jump.datasets import (
     CELL_PROFILES,
     FAILED_IMAGES,
     SITE_IMAGES,
+    SITE_QC,
     WELL_PROFILES,
     plate_filter,
 )
+from imaging_assets.jump.quality import reason_counts
 
 PLATE_DATASETS = (SITE_IMAGES, WELL_PROFILES, CELL_PROFILES, CELL_CROPS)
 
@@ -35,6 +37,9 @@ class PlateStatus:
     rows: dict[str, int]
     records: dict[str, PartitionRecord] = field(default_factory=dict)
     failures_by_kind: dict[str, int] = field(default_factory=dict)
+    qc_judged: int = 0  # sites with a QC verdict in site_qc
+    qc_flagged: int = 0
+    qc_reasons: dict[str, int] = field(default_factory=dict)  # kind of reason -> sites
 
     @property
     def state(self) -> str:
@@ -54,6 +59,12 @@ class PlateStatus:
         failed = sum(self.failures_by_kind.values())
         kinds = ", ".join(f"{k}: {n}" for k, n in sorted(self.failures_by_kind.items()))
         lines.append(f"  failed images  {failed:>10,}" + (f" ({kinds})" if kinds else ""))
+        if self.qc_judged:
+            reasons = "; ".join(f"{kind}: {n}" for kind, n in self.qc_reasons.items())
+            lines.append(
+                f"  image QC       {self.qc_flagged:>10,} of {self.qc_judged:,} sites flagged"
+                + (f" ({reasons})" if reasons else "")
+            )
         return "\n".join(lines)
 
 
@@ -78,4 +89,20 @@ def plate_status(lake: Lake, partition_key: str) -> PlateStatus:
             f"plate {partition_key} is not in the lake at {lake.root}: no run has written it "
             "(check the partition key, <source>__<plate>, or run the plate first)"
         )
-    return PlateStatus(partition_key, rows, records, failures)
+    judged, flagged, reasons = _qc_verdicts(lake, where)
+    return PlateStatus(partition_key, rows, records, failures, judged, flagged, reasons)
+
+
+def _qc_verdicts(lake: Lake, where: str) -> tuple[int, int, dict[str, int]]:
+    """(sites judged, sites flagged, kinds of reason) from site_qc (jump/quality.py)."""
+    dataset = open_dataset(lake.uri(SITE_QC), lake.storage_options)
+    if dataset is None:
+        return 0, 0, {}
+    verdicts = dataset.to_table(columns=["qc_pass", "qc_reasons"], filter=where)
+    passed = verdicts["qc_pass"].to_pylist()
+    flagged = [
+        r or []
+        for r, ok in zip(verdicts["qc_reasons"].to_pylist(), passed, strict=True)
+        if ok is False
+    ]
+    return verdicts.num_rows, len(flagged), reason_counts(flagged)

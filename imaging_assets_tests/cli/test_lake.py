@@ -50,6 +50,7 @@ def test_plate_states_and_an_unknown_plate(demo_lake):
     workdir, _ = demo_lake
     imaged = _cli(workdir, "lake", "plate", IMAGED_PLATE)
     assert imaged.returncode == 0 and f"plate {IMAGED_PLATE}: processed\n" in imaged.stdout
+    assert "sites flagged" in imaged.stdout  # the image QC verdicts of site_qc
     dmso = _cli(workdir, "lake", "plate", DMSO_PLATE)
     assert dmso.returncode == 0, dmso.stderr
     assert "processed, 0 sites sampled" in dmso.stdout, dmso.stdout

@@ -383,3 +383,21 @@ def _the_ui_shows_the_plates_check_status(dev, tmp_path: Path) -> None:
         for key in CLEAN:
             red, green, _ = _dot(page, key, tmp_path)
             assert green > 150 and red < 100, (key, red, green)
+
+
+def test_lake_plate_reports_the_flagged_sites_and_why(qc_built):
+    from imaging_assets.core.lake import Lake
+    from imaging_assets.jump.status import plate_status
+
+    lake = Lake.open(str(qc_built["lake"]))
+    seeded = plate_status(lake, SEEDED)
+    verdicts = _site_qc(qc_built["lake"], SEEDED)
+    flagged = sum(1 for row in verdicts.values() if not row["qc_pass"])
+    assert seeded.qc_judged == len(verdicts) and seeded.qc_flagged == flagged >= 3
+    shown = seeded.render()
+    assert f"image QC       {flagged:>10,} of {len(verdicts):,} sites flagged" in shown, shown
+    assert "DNA PowerLogLogSlope below plate median - 3 MAD: " in shown, shown
+    clean = plate_status(lake, CLEAN[0])
+    clean_verdicts = _site_qc(qc_built["lake"], CLEAN[0])
+    assert clean.qc_flagged == sum(1 for row in clean_verdicts.values() if not row["qc_pass"])
+    assert clean.qc_flagged <= 1  # a 3 MAD tail at most on a plate without seeded defects
