@@ -269,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     tables = action("tables", "every table of the lake (Lance and Parquet): rows, version, size")
-    plate = action("plate", "one plate: rows per table, failures by kind, the last runs")
+    plate = action(
+        "plate", "one plate: rows per table, failures by kind, image QC flags, the last runs"
+    )
     plate.add_argument("partition", help="the plate's partition key, <source>__<plate>")
     verify = action(
         "verify",
