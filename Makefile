@@ -9,6 +9,8 @@ VENV ?= .venv
 WORKDIR ?= .demo
 PRESET ?= default
 PORT ?= 3000
+# the suite runs on this many pytest-xdist workers (most tests wait on subprocesses and servers)
+TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 
 .PHONY: demo test dev install lint clean-demo
@@ -34,7 +36,7 @@ demo: install
 	$(BIN)/imaging-assets demo --workdir $(WORKDIR) --preset $(PRESET)
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 dev: install
 	$(BIN)/imaging-assets dev --workdir $(WORKDIR) --port $(PORT)

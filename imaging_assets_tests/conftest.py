@@ -39,6 +39,18 @@ def run_demo_cli(workdir: Path, preset: str = "tiny") -> str:
     return done.stdout
 
 
+@pytest.fixture(autouse=True)
+def _no_defs_state_storage_left_by_another_test():
+    """Each test starts with no "current" Dagster defs-state storage. Entering an instance sets one
+    in a context variable and leaving it restores the previous value, so a module's instance left
+    behind (its weakref dead by now) made `materialize` on an instance the test never entered fail
+    with "Attempted to resolve undefined DagsterInstance weakref", depending on test order."""
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        yield
+
+
 @pytest.fixture(scope="session")
 def demo_lake(tmp_path_factory) -> tuple[Path, str]:
     """The tiny demo, materialized once per session: (work directory, what it printed). Tests
@@ -83,3 +95,27 @@ def http_server():
     yield serve
     for server in servers:
         server.__exit__(None, None, None)
+
+
+# Modules that share the session's deployment stack (Postgres, SeaweedFS, the compose services
+# natively, a backfill of every plate): one worker runs them all so the stack starts once.
+SHARED_STACK_MODULES = frozenset(
+    {
+        "imaging_assets_tests/deployment/test_stack.py",
+        "imaging_assets_tests/deployment/test_browser.py",
+    }
+)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Under pytest-xdist (`make test` runs two workers) each module runs on one worker, so its
+    module fixtures are built once, and the deployment modules run together. (xdist's own
+    loadgroup marks do not reach its scheduler under pytest 9.2, so the grouping is done here.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "deployment stack" if module in SHARED_STACK_MODULES else module
+
+    return ModuleScheduling(config, log)

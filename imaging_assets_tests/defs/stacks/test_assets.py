@@ -318,9 +318,11 @@ def test_sensor_registers_new_specimens_bounded_per_tick(setup, monkeypatch):
     assert sorted(sum(seen, [])) == ["neuron_001", "neuron_002", "neuron_003", "neuron_101"]
 
 
-def test_a_live_lease_holder_keeps_the_specimen(setup):
+def test_a_live_lease_holder_keeps_the_specimen(setup, monkeypatch):
     from imaging_assets.core.lease import Lease
 
+    # a short TTL: the writer waits TTL + 15 s for a holder it cannot prove dead (105 s by default)
+    monkeypatch.setenv("IMAGING_ASSETS_LEASE_TTL_S", "5")
     _, resources, instance, lake = setup
     materialize([specimen_manifest], instance=instance, resources=resources)
     other = Lease(resources["lake"].store(), "zstack_slices", "neuron_001", "another-run")
