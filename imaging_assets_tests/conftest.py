@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,6 @@ def real_fixtures() -> Path:
 
 def run_demo_cli(workdir: Path, preset: str = "tiny") -> str:
     """`imaging-assets demo` in a fresh process with no project variables set; its stdout."""
-    import os
     import subprocess
     import sys
 
