@@ -25,11 +25,19 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def load_average(separator: str = ", ") -> str:
+    """The 1, 5 and 15 minute load averages (figures taken under load are not comparable)."""
+    try:
+        return separator.join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def describe_machine() -> str:
     """One line: CPU, usable cores, RAM, load average, Python: the context of every figure."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    load = load_average()
     return (
         f"machine: {platform.machine()}, {cpu_model()}, {cores} cores, {memory:.0f} GiB RAM, "
         f"load avg {load}; Python {platform.python_version()}"

@@ -56,6 +56,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_common import cpu_model, load_average  # noqa: E402
+
 from imaging_assets.core.lake import Lake  # noqa: E402
 from imaging_assets.core.lance_tables import quote  # noqa: E402
 from imaging_assets.core.stores import LocalStore  # noqa: E402
@@ -96,23 +98,6 @@ WHERE d.dataset_serial = ? AND f.channel_idx = ? AND f.time_idx = ? AND f.pos_id
   AND f.slice_idx BETWEEN ? AND ?
 ORDER BY f.slice_idx
 """
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def load() -> str:
-    try:
-        return " ".join(f"{v:.1f}" for v in os.getloadavg())
-    except OSError:
-        return "unknown"
 
 
 def median_time(fn, repeats: int) -> tuple[float, object]:
@@ -327,7 +312,7 @@ def main() -> None:
     print(
         f"machine: {os.cpu_count()} cores ({cpu_model()}), python {platform.python_version()}, "
         f"pylance {lance.__version__}, pyarrow {pa.__version__}, sqlite {sqlite3.sqlite_version}, "
-        f"imagecodecs {imagecodecs.__version__}; load average at start {load()}"
+        f"imagecodecs {imagecodecs.__version__}; load average at start {load_average(' ')}"
     )
     print(
         f"data: {args.datasets} datasets x {frames_per_dataset} frames = {total_frames:,} frames of "
@@ -494,7 +479,7 @@ def main() -> None:
     print(
         f"\nframes.lance {lance_bytes / 1e6:.1f} MB; PNGs "
         f"{dir_size(work / 'reference' / 'raw_frames') / 1e6:.1f} MB; raw "
-        f"{total_frames * height * width * 2 / 1e6:.1f} MB; load average at end {load()}"
+        f"{total_frames * height * width * 2 / 1e6:.1f} MB; load average at end {load_average(' ')}"
     )
 
 

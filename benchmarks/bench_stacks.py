@@ -32,6 +32,8 @@ import tifffile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_common import cpu_model  # noqa: E402
+
 from imaging_assets.core.lake import Lake  # noqa: E402
 from imaging_assets.core.partition_write import write_partition  # noqa: E402
 from imaging_assets.core.stores import open_store  # noqa: E402
@@ -41,16 +43,6 @@ from imaging_assets.stacks.layout import SLICE, LayoutRules  # noqa: E402
 from imaging_assets.stacks.manifest import scan  # noqa: E402
 from imaging_assets.stacks.reading import open_stack  # noqa: E402
 from imaging_assets.stacks.slices import SLICES_SCHEMA, SliceStream  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def ingest(collection: str, lake: str, specimen: str) -> dict:

@@ -5,28 +5,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
 from imaging_assets.demo.gallery import generate_gallery
 from imaging_assets_tests.conftest import PROJECT_ROOT
+from imaging_assets_tests.killed_runs import kill_site_images_holding_the_lease, prepare_plate
 from imaging_assets_tests.servers import BACKFILL_STATUS, LAUNCH_BACKFILL, DagsterDev
 
 PLATE = "source_4__BR00121001"
-DAGSTER = str(Path(sys.executable).with_name("dagster"))
-MODULE = ("-m", "imaging_assets.definitions")
-
-
-def _dagster(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [DAGSTER, *args], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300
-    )
 
 
 @pytest.mark.slow
@@ -43,36 +32,9 @@ def test_a_killed_run_is_marked_failed_and_a_backfill_of_its_plate_succeeds(tmp_
         "IMAGING_ASSETS_METADATA_ROOT": str(gallery.metadata_root),
         "IMAGING_ASSETS_LAKE": str(lake),
     }
-    assert _dagster(env, "job", "execute", *MODULE, "-j", "metadata_job").returncode == 0
-    done = _dagster(
-        env, "asset", "materialize", *MODULE, "--select", "load_data,sampled_sites",
-        "--partition", PLATE,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-
+    prepare_plate(env, PLATE)
     # a run of the plate, blocked reading one raw TIFF (a FIFO), killed with its lease held
-    images = gallery.source_root / "source_4" / "images" / "2021_05_31_Batch2" / "images"
-    tiff = sorted(images.rglob("*.tiff"))[0]
-    original = tiff.read_bytes()
-    tiff.unlink()
-    os.mkfifo(tiff)
-    run = subprocess.Popen(
-        [DAGSTER, "asset", "materialize", *MODULE, "--select", "site_images", "--partition", PLATE],
-        env=env,
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    leases = lake / "_leases" / "site_images" / PLATE
-    deadline = time.monotonic() + 180
-    while not (leases.is_dir() and any(leases.iterdir())):
-        assert run.poll() is None and time.monotonic() < deadline, "the run never took the lease"
-        time.sleep(0.2)
-    os.killpg(run.pid, signal.SIGKILL)
-    run.wait()
-    tiff.unlink()
-    tiff.write_bytes(original)
+    kill_site_images_holding_the_lease(env, gallery, lake, PLATE, settle_s=0.0)
     os.environ["DAGSTER_HOME"] = str(home)
     try:
         with DagsterInstance.get() as instance:
