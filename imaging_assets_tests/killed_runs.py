@@ -8,6 +8,7 @@ mount); then the whole process group is killed and the TIFF put back.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +26,23 @@ def dagster(env: dict, *args: str, timeout: float = 300) -> subprocess.Completed
     return subprocess.run(
         [DAGSTER, *args], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout
     )
+
+
+def laptop_env(tmp_path: Path, gallery) -> tuple[dict, Path, Path]:
+    """(environment, DAGSTER_HOME, lake) of a laptop: the shipped dagster.yaml, the gallery as
+    source and metadata, a local lake, and none of the caller's project variables."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")  # as shipped
+    lake = tmp_path / "lake"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "IMAGING_"))},
+        "DAGSTER_HOME": str(home),
+        "IMAGING_ASSETS_SOURCE_ROOT": str(gallery.source_root),
+        "IMAGING_ASSETS_METADATA_ROOT": str(gallery.metadata_root),
+        "IMAGING_ASSETS_LAKE": str(lake),
+    }
+    return env, home, lake
 
 
 def prepare_plate(env: dict, plate: str) -> None:

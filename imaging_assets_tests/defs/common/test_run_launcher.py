@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
 from imaging_assets.demo.gallery import generate_gallery
-from imaging_assets_tests.conftest import PROJECT_ROOT
-from imaging_assets_tests.killed_runs import kill_site_images_holding_the_lease, prepare_plate
+from imaging_assets_tests.killed_runs import (
+    kill_site_images_holding_the_lease,
+    laptop_env,
+    prepare_plate,
+)
 from imaging_assets_tests.servers import BACKFILL_STATUS, LAUNCH_BACKFILL, DagsterDev
 
 PLATE = "source_4__BR00121001"
@@ -21,17 +23,7 @@ PLATE = "source_4__BR00121001"
 @pytest.mark.slow
 def test_a_killed_run_is_marked_failed_and_a_backfill_of_its_plate_succeeds(tmp_path):
     gallery = generate_gallery(tmp_path / "gallery", preset="tiny", seed=0)
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")  # as shipped
-    lake = tmp_path / "lake"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "IMAGING_"))},
-        "DAGSTER_HOME": str(home),
-        "IMAGING_ASSETS_SOURCE_ROOT": str(gallery.source_root),
-        "IMAGING_ASSETS_METADATA_ROOT": str(gallery.metadata_root),
-        "IMAGING_ASSETS_LAKE": str(lake),
-    }
+    env, home, lake = laptop_env(tmp_path, gallery)
     prepare_plate(env, PLATE)
     # a run of the plate, blocked reading one raw TIFF (a FIFO), killed with its lease held
     kill_site_images_holding_the_lease(env, gallery, lake, PLATE, settle_s=0.0)

@@ -8,19 +8,17 @@ as an OOM kill would.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 
 import lance
 import pytest
 
 from imaging_assets.demo.gallery import generate_gallery
-from imaging_assets_tests.conftest import PROJECT_ROOT
 from imaging_assets_tests.killed_runs import (
     MODULE,
     dagster,
     kill_site_images_holding_the_lease,
+    laptop_env,
     prepare_plate,
 )
 
@@ -30,17 +28,7 @@ PLATE = "source_4__BR00121001"
 @pytest.mark.slow
 def test_a_rerun_after_sigkill_mid_write_succeeds_within_two_minutes(tmp_path):
     gallery = generate_gallery(tmp_path / "gallery", preset="tiny", seed=0)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    lake = tmp_path / "lake"
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "IMAGING_ASSETS_SOURCE_ROOT": str(gallery.source_root),
-        "IMAGING_ASSETS_METADATA_ROOT": str(gallery.metadata_root),
-        "IMAGING_ASSETS_LAKE": str(lake),
-    }
+    env, _, lake = laptop_env(tmp_path, gallery)
     prepare_plate(env, PLATE)
     kill_site_images_holding_the_lease(env, gallery, lake, PLATE)
     killed_at = time.monotonic()
