@@ -57,17 +57,27 @@ def prepare_plate(env: dict, plate: str) -> None:
 
 
 def kill_site_images_holding_the_lease(
-    env: dict, gallery, lake: Path, plate: str, settle_s: float = 1.0
+    env: dict, gallery, lake: Path, plate: str, settle_s: float = 1.0, batch: bool = False
 ) -> None:
     """Start site_images of the plate, wait until it holds the lease and blocks on the FIFO,
-    SIGKILL its process group, and restore the TIFF it was reading."""
+    SIGKILL its process group, and restore the TIFF it was reading. With `batch`, the run is a
+    plate_batch_job run of the plate (plate_job as its child run) instead."""
     images = gallery.source_root / "source_4" / "images" / "2021_05_31_Batch2" / "images"
     tiff = sorted(images.rglob("*.tiff"))[0]
     original = tiff.read_bytes()
     tiff.unlink()
     os.mkfifo(tiff)
+    command = [
+        DAGSTER, "asset", "materialize", *MODULE, "--select", "site_images", "--partition", plate,
+    ]  # fmt: skip
+    if batch:
+        config = lake.parent / "batch.yaml"
+        config.write_text(
+            f"ops: {{run_plate_job_per_partition: {{config: {{partitions: [{plate}]}}}}}}\n"
+        )
+        command = [DAGSTER, "job", "execute", *MODULE, "-j", "plate_batch_job", "-c", str(config)]
     run = subprocess.Popen(
-        [DAGSTER, "asset", "materialize", *MODULE, "--select", "site_images", "--partition", plate],
+        command,
         env=env,
         cwd=PROJECT_ROOT,
         stdout=subprocess.DEVNULL,

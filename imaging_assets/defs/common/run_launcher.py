@@ -16,6 +16,9 @@ answers the health check:
   (nothing here can tell; the plate's lease still expires by its TTL, and `imaging-assets runs
   fail` ends the run by hand).
 
+A child run of a batch run (defs/common/batches.py) runs in its batch run's process: its health is
+the batch run's, and once the batch run has ended a child still STARTED has lost its worker.
+
 Enable it in dagster.yaml with `run_launcher: {module: imaging_assets.defs.common.run_launcher,
 class: LocalRunLauncher}` together with `run_monitoring: {enabled: true}`.
 """
@@ -33,6 +36,8 @@ from dagster._core.storage.tags import GRPC_INFO_TAG
 from dagster._grpc.types import GetCurrentRunsResult
 from dagster._serdes import deserialize_value
 
+from imaging_assets.defs.common.batches import BATCH_RUN_TAG
+
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", socket.gethostname()}
 HOST_TAG = "imaging_assets/host"  # where the run's steps run (defs/common/stores.py sets it)
 
@@ -45,6 +50,13 @@ class LocalRunLauncher(DefaultRunLauncher):
         return True
 
     def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
+        batch = batch_run_of(self._instance, run)
+        if batch is not None:
+            return (
+                batch
+                if isinstance(batch, CheckRunHealthResult)
+                else self.check_run_worker_health(batch)
+            )
         client = self._get_grpc_client_for_termination(run.run_id)
         if client is None:
             return self._by_pid(run, "no code server launched it")
@@ -70,6 +82,22 @@ class LocalRunLauncher(DefaultRunLauncher):
         except PermissionError:
             pass
         return CheckRunHealthResult(WorkerStatus.RUNNING, f"{why}; its process {pid} lives")
+
+
+def batch_run_of(instance, run: DagsterRun) -> DagsterRun | CheckRunHealthResult | None:
+    """For a child of a batch run: the batch run whose worker runs it, or the verdict when that
+    needs no worker check (the batch run is gone or has ended). None for any other run."""
+    batch_id = run.tags.get(BATCH_RUN_TAG)
+    if batch_id is None:
+        return None
+    batch = instance.get_run_by_id(batch_id)
+    if batch is None:
+        return CheckRunHealthResult(WorkerStatus.FAILED, f"its batch run {batch_id} is gone")
+    if batch.is_finished:
+        return CheckRunHealthResult(
+            WorkerStatus.FAILED, f"its batch run {batch_id} ended {batch.status.value}"
+        )
+    return batch
 
 
 def _worker_pid(instance, run_id: str) -> int | None:

@@ -1,8 +1,11 @@
-"""Jobs: `plate_job` runs every per-plate asset for one plate; `images_job` only the image path."""
+"""Jobs: `plate_job` runs every per-plate asset for one plate; `images_job` only the image path;
+`plate_batch_job` runs plate_job for many plates in one queued run."""
 
 from dagster import AssetSelection, define_asset_job
 
+from imaging_assets.defs.common.batches import partition_batch_job
 from imaging_assets.defs.jump.partitions import plates_partitions
+from imaging_assets.jump.keys import parse_plate_partition_key
 
 plate_job = define_asset_job(
     name="plate_job",
@@ -29,4 +32,23 @@ metadata_job = define_asset_job(
     name="metadata_job",
     selection=AssetSelection.groups("metadata") | AssetSelection.assets("plate_index"),
     description="The JUMP metadata tables, well metadata and the plate index (registers partitions).",
+)
+
+
+def _plate_run_tags(partition: str) -> dict[str, str]:
+    return {"imaging_assets/source": parse_plate_partition_key(partition)[0]}
+
+
+plate_batch_job = partition_batch_job(
+    name="plate_batch_job",
+    job_name=plate_job.name,
+    description=(
+        "plate_job for each listed plate, one run per plate inside this run's process: thousands "
+        "of plates through the queue without a process per plate. A failing plate fails only its "
+        "own run; this run then fails naming it, and re-executing it runs only what did not "
+        "succeed."
+    ),
+    tags_for=_plate_run_tags,
+    fallback=("imaging_assets.definitions", "defs"),
+    tags={"imaging_assets/kind": "plate_batch"},
 )

@@ -13,7 +13,6 @@ import time
 
 from dagster import (
     AssetKey,
-    DagsterEventType,
     DagsterRunStatus,
     DefaultScheduleStatus,
     RunRequest,
@@ -23,6 +22,7 @@ from dagster import (
     schedule,
 )
 
+from imaging_assets.defs.common.runs import IN_FLIGHT, first_error
 from imaging_assets.defs.jump.images import recipes_code_version
 from imaging_assets.defs.jump.jobs import plate_job
 from imaging_assets.defs.jump.partitions import PLATES_PARTITIONS_NAME
@@ -34,12 +34,6 @@ MAX_RUNS_PER_TICK = int(os.environ.get("IMAGING_ASSETS_BACKFILL_MAX_RUNS", "20")
 HISTORY_RUNS = 5000  # newest finished plate runs read per tick for failure histories
 ATTENTION_LOGGED = 50
 PAGE = 1000
-IN_FLIGHT = [
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-]
 
 
 def latest_code_versions(instance, asset_key: AssetKey) -> dict[str, str | None]:
@@ -84,18 +78,8 @@ def plate_histories(instance, limit: int = HISTORY_RUNS) -> dict[str, PlateHisto
     for key, failed in failures.items():
         newest = failed[0]
         ended = newest.end_time or newest.update_timestamp.timestamp()
-        histories[key] = PlateHistory(len(failed), ended, _first_error(instance, newest))
+        histories[key] = PlateHistory(len(failed), ended, first_error(instance, newest.dagster_run.run_id))
     return histories
-
-
-def _first_error(instance, record) -> str | None:
-    for event in instance.all_logs(
-        record.dagster_run.run_id, of_type=DagsterEventType.STEP_FAILURE
-    ):
-        error = event.dagster_event.step_failure_data.error
-        if error is not None:
-            return f"{event.dagster_event.step_key}: {error.message.strip().splitlines()[0][:300]}"
-    return None
 
 
 def partitions_in_flight(instance) -> set[str]:

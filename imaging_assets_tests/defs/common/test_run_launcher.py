@@ -21,16 +21,19 @@ PLATE = "source_4__BR00121001"
 
 
 @pytest.mark.slow
-def test_a_killed_run_is_marked_failed_and_a_backfill_of_its_plate_succeeds(tmp_path):
+@pytest.mark.parametrize("batch", [False, True], ids=["plate-run", "batch-run"])
+def test_a_killed_run_is_marked_failed_and_a_backfill_of_its_plate_succeeds(tmp_path, batch):
     gallery = generate_gallery(tmp_path / "gallery", preset="tiny", seed=0)
     env, home, lake = laptop_env(tmp_path, gallery)
     prepare_plate(env, PLATE)
     # a run of the plate, blocked reading one raw TIFF (a FIFO), killed with its lease held
-    kill_site_images_holding_the_lease(env, gallery, lake, PLATE, settle_s=0.0)
+    # (or a batch run of it, whose child plate run is the one blocked)
+    kill_site_images_holding_the_lease(env, gallery, lake, PLATE, settle_s=0.0, batch=batch)
     os.environ["DAGSTER_HOME"] = str(home)
     try:
         with DagsterInstance.get() as instance:
-            [zombie] = [r for r in instance.get_runs() if r.status == DagsterRunStatus.STARTED]
+            zombies = [r for r in instance.get_runs() if r.status == DagsterRunStatus.STARTED]
+            assert len(zombies) == (2 if batch else 1)  # a batch run and its child
 
         # nobody touches the instance: the daemon's run monitoring ends the dead run, the
         # backfill's run of the plate leaves the queue and takes the lease over
@@ -58,8 +61,10 @@ def test_a_killed_run_is_marked_failed_and_a_backfill_of_its_plate_succeeds(tmp_
             assert status in ("COMPLETED", "COMPLETED_SUCCESS"), (status, dev.log_tail())
             assert elapsed < 120, elapsed
         with DagsterInstance.get() as instance:
-            assert instance.get_run_by_id(zombie.run_id).status == DagsterRunStatus.FAILURE
-            backfill_runs = [r for r in instance.get_runs() if r.run_id != zombie.run_id]
+            for zombie in zombies:
+                assert instance.get_run_by_id(zombie.run_id).status == DagsterRunStatus.FAILURE
+            dead = {zombie.run_id for zombie in zombies}
+            backfill_runs = [r for r in instance.get_runs() if r.run_id not in dead]
             assert any(
                 r.status == DagsterRunStatus.SUCCESS and r.tags.get("dagster/partition") == PLATE
                 for r in backfill_runs
