@@ -5,8 +5,16 @@ instance, compute logs captured) that does almost nothing, so the benchmark meas
 deployment adds per plate: backfill submission, the run queue and the per-run start cost.
 """
 
-from dagster import AssetExecutionContext, BackfillPolicy, Definitions, MaterializeResult, asset
+from dagster import (
+    AssetExecutionContext,
+    BackfillPolicy,
+    Definitions,
+    MaterializeResult,
+    asset,
+    define_asset_job,
+)
 
+from imaging_assets.defs.common.batches import partition_batch_job
 from imaging_assets.defs.jump.partitions import plates_partitions
 
 
@@ -29,4 +37,18 @@ def plate_marker_single_run(context: AssetExecutionContext) -> MaterializeResult
     return MaterializeResult(metadata={"plates": len(keys)})
 
 
-defs = Definitions(assets=[plate_marker, plate_marker_single_run])
+plate_marker_job = define_asset_job(
+    "plate_marker_job", selection=[plate_marker], partitions_def=plates_partitions
+)
+
+# the project's batch runs (defs/common/batches.py, as plate_batch_job) over the cheap plate job
+plate_marker_batch_job = partition_batch_job(
+    name="plate_marker_batch_job",
+    job_name=plate_marker_job.name,
+    description="plate_marker_job for each listed plate, one child run each.",
+)
+
+defs = Definitions(
+    assets=[plate_marker, plate_marker_single_run],
+    jobs=[plate_marker_job, plate_marker_batch_job],
+)

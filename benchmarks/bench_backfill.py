@@ -14,11 +14,16 @@ launched over GraphQL and timed. Arms, in one invocation:
   (c) default-queue  reference: (a) with the run queue's defaults (checked every 5 s, runs
                      launched one by one)
   (d) single-run     lever: the same plates in one run (BackfillPolicy.single_run), Postgres
+  (e) batched        the project's batch runs (defs/common/batches.py, as plate_batch_job):
+                     --batched-plates plates (default 2,525, all of JUMP) in runs of
+                     --plates-per-run plates of one source each, every plate still a run of
+                     its own (a child run in the batch's process); Postgres, queue as shipped
 
 Prints, per arm: runs created per second (launch to the last run created), drain (launch to the
 last run finished), runs finished per second, per-run wall time (start to end) and queue wait,
 the most runs in progress at once, and the machine. Writes benchmarks/out/bench_backfill.json.
-Usage: python benchmarks/bench_backfill.py [--plates 120] [--arms postgres,sqlite,default-queue,single-run]
+Usage: python benchmarks/bench_backfill.py [--plates 120] [--batched-plates 2525]
+       [--plates-per-run 50] [--arms postgres,sqlite,default-queue,single-run,batched]
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
+from itertools import zip_longest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +50,13 @@ from imaging_assets_tests.deployment.stack import (  # noqa: E402
     DeploymentStack,
     native_instance_config,
 )
-from imaging_assets_tests.servers import BACKFILL_STATUS, LAUNCH_BACKFILL, S3Server  # noqa: E402
+from imaging_assets_tests.servers import (  # noqa: E402
+    BACKFILL_STATUS,
+    LAUNCH_BACKFILL,
+    LAUNCH_RUN,
+    REPOSITORIES,
+    S3Server,
+)
 
 LOCATION = Path(__file__).resolve().with_name("backfill_location.py")
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
@@ -57,6 +69,7 @@ ARMS = {
     "sqlite": ("sqlite", "plate_marker", None),
     "default-queue": ("postgres", "plate_marker", {}),
     "single-run": ("postgres", "plate_marker_single_run", None),
+    "batched": ("postgres", "plate_marker_batch_job", None),
 }
 
 
@@ -78,10 +91,11 @@ def machine() -> dict:
     }
 
 
-def run_arm(
-    name: str, root: Path, plates: list[str], pg: PostgresServer, s3: S3Server, bucket: str
-) -> dict:
-    storage, asset, queue = ARMS[name]
+def arm_stack(
+    name: str, root: Path, pg: PostgresServer, s3: S3Server, bucket: str
+) -> DeploymentStack:
+    """The deployment of one arm, its own database and compute-log prefix, started."""
+    storage, _, queue = ARMS[name]
     config = native_instance_config()
     if queue is not None:
         config["run_coordinator"]["config"] = dict(queue)
@@ -100,6 +114,14 @@ def run_arm(
     stack = DeploymentStack(root / name, env, config, code_target=["-f", str(LOCATION)])
     os.environ.update({**env, "DAGSTER_HOME": str(stack.home)})
     stack.start()
+    return stack
+
+
+def run_arm(
+    name: str, root: Path, plates: list[str], pg: PostgresServer, s3: S3Server, bucket: str
+) -> dict:
+    storage, asset, _ = ARMS[name]
+    stack = arm_stack(name, root, pg, s3, bucket)
     try:
         with DagsterInstance.from_config(str(stack.home)) as instance:
             instance.add_dynamic_partitions("plates", plates)
@@ -178,9 +200,106 @@ def run_arm(
     }
 
 
+def batches_of(plates: list[str], per_run: int) -> list[list[str]]:
+    """Batches of at most `per_run` plates, each of one source (the queue limits runs per source)."""
+    by_source: dict[str, list[str]] = {}
+    for plate in plates:
+        by_source.setdefault(plate.split("__", 1)[0], []).append(plate)
+    per_source = [
+        [keys[i : i + per_run] for i in range(0, len(keys), per_run)] for keys in by_source.values()
+    ]
+    # interleaved, so that every source has a batch in flight
+    return [batch for turn in zip_longest(*per_source) for batch in turn if batch]
+
+
+def run_batched_arm(
+    root: Path, plates: list[str], per_run: int, pg: PostgresServer, s3: S3Server, bucket: str
+) -> dict:
+    """Arm (e): every plate a child run of a batch run; batch runs queued over GraphQL."""
+    name = "batched"
+    stack = arm_stack(name, root, pg, s3, bucket)
+    batches = batches_of(plates, per_run)
+    try:
+        with DagsterInstance.from_config(str(stack.home)) as instance:
+            instance.add_dynamic_partitions("plates", plates)
+            [repository] = stack.graphql(REPOSITORIES)["repositoriesOrError"]["nodes"]
+            selector = {
+                "repositoryLocationName": repository["location"]["name"],
+                "repositoryName": repository["name"],
+                "jobName": "plate_marker_batch_job",
+            }
+            launched_at = time.monotonic()
+            for batch in batches:
+                config = {
+                    **IN_PROCESS,
+                    "ops": {
+                        "run_plate_marker_job_per_partition": {"config": {"partitions": batch}}
+                    },
+                }
+                tags = [{"key": "imaging_assets/source", "value": batch[0].split("__", 1)[0]}]
+                answer = stack.graphql(
+                    LAUNCH_RUN,
+                    {
+                        "executionParams": {
+                            "selector": selector,
+                            "runConfigData": config,
+                            "executionMetadata": {"tags": tags},
+                        }
+                    },
+                )["launchRun"]
+                assert answer["__typename"] == "LaunchRunSuccess", answer
+            submitted = time.monotonic()
+            max_in_progress, drained = 0, None
+            while drained is None:
+                if time.monotonic() - launched_at > 3600:
+                    raise RuntimeError("batched: not drained after an hour")
+                records = instance.get_run_records(RunsFilter(job_name="plate_marker_batch_job"))
+                statuses = [record.dagster_run.status.value for record in records]
+                max_in_progress = max(max_in_progress, sum(s in IN_PROGRESS for s in statuses))
+                if len(records) == len(batches) and all(s in FINISHED for s in statuses):
+                    drained = time.monotonic()
+                time.sleep(0.5)
+            children = [
+                record.dagster_run
+                for record in instance.get_run_records(RunsFilter(job_name="plate_marker_job"))
+            ]
+            batch_records = instance.get_run_records(RunsFilter(job_name="plate_marker_batch_job"))
+            materialized = len(
+                instance.get_materialized_partitions(dagster.AssetKey("plate_marker"))
+            )
+    finally:
+        stack.stop()
+    walls = [r.end_time - r.start_time for r in batch_records if r.start_time and r.end_time]
+    drain_s = drained - launched_at
+    return {
+        "arm": name,
+        "storage": "postgres",
+        "asset": "plate_marker (plate_marker_batch_job)",
+        "plates": len(plates),
+        "plates_per_run": per_run,
+        "runs": len(batch_records),
+        "succeeded": sum(r.dagster_run.status.value == "SUCCESS" for r in batch_records),
+        "child_runs": len(children),
+        "child_runs_succeeded": sum(run.status.value == "SUCCESS" for run in children),
+        "partitions_materialized": materialized,
+        "first_run_created_s": 0.0,
+        "all_runs_created_s": round(submitted - launched_at, 1),
+        "runs_created_per_s": round(len(batches) / max(submitted - launched_at, 1e-9), 2),
+        "drained_s": round(drain_s, 1),
+        "runs_finished_per_s": round(len(batch_records) / drain_s, 3),
+        "runs_per_s_after_created": round(len(plates) / drain_s, 3),
+        "plates_per_s": round(len(plates) / drain_s, 3),
+        "run_wall_s_median": round(statistics.median(walls), 2) if walls else None,
+        "queue_wait_s_median": None,
+        "max_in_progress": max_in_progress,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plates", type=int, default=120)
+    parser.add_argument("--batched-plates", type=int, default=2525)
+    parser.add_argument("--plates-per-run", type=int, default=50)
     parser.add_argument("--arms", default=",".join(ARMS))
     args = parser.parse_args()
     arms = [arm.strip() for arm in args.arms.split(",") if arm.strip()]
@@ -197,7 +316,11 @@ def main() -> int:
             bucket = s3.make_bucket("bench-backfill")
             for arm in arms:
                 started = time.monotonic()
-                result = run_arm(arm, root, plates, pg, s3, bucket)
+                if arm == "batched":
+                    many = [f"source_{i % 5}__BENCH{i:05d}" for i in range(args.batched_plates)]
+                    result = run_batched_arm(root, many, args.plates_per_run, pg, s3, bucket)
+                else:
+                    result = run_arm(arm, root, plates, pg, s3, bucket)
                 result["arm_seconds"] = round(time.monotonic() - started, 1)
                 results.append(result)
                 print(json.dumps(result))
@@ -230,6 +353,16 @@ def main() -> int:
         json.dumps({"machine": info, "results": results}, indent=2)
     )
     print(f"load average at end: {info['load_average_at_end']}")
+    if "batched" in by_arm:
+        arm = by_arm["batched"]
+        print(
+            f"\nbatched: {arm['plates']} plates in {arm['runs']} runs of {arm['plates_per_run']}: "
+            f"{arm['plates_per_s']} plates/s (target >= 5); {arm['child_runs_succeeded']} plate "
+            f"runs succeeded, {arm['partitions_materialized']} partitions materialized"
+        )
+        if "postgres" in by_arm:
+            ratio = arm["plates_per_s"] / max(by_arm["postgres"]["plates_per_s"], 1e-9)
+            print(f"against one run per plate (a) in the same invocation: {ratio:.1f}x")
     return 0 if all(r["succeeded"] == r["runs"] for r in results) else 1
 
 

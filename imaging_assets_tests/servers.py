@@ -56,6 +56,21 @@ mutation Launch($params: LaunchBackfillParams!) {
     ... on PythonError { message }
   }
 }"""
+LAUNCH_RUN = """
+mutation Launch($executionParams: ExecutionParams!) {
+  launchRun(executionParams: $executionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on PythonError { message }
+  }
+}"""
+REPOSITORIES = """
+query Repositories {
+  repositoriesOrError {
+    ... on RepositoryConnection { nodes { name location { name } } }
+  }
+}"""
 BACKFILL_STATUS = """
 query Status($id: String!) {
   partitionBackfillOrError(backfillId: $id) {
