@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 import dagster  # noqa: E402
 from dagster import DagsterInstance, RunsFilter  # noqa: E402
 
+from imaging_assets.defs.common.batches import batch_run_config  # noqa: E402
 from imaging_assets_tests.deployment.postgres import PostgresServer  # noqa: E402
 from imaging_assets_tests.deployment.stack import (  # noqa: E402
     DeploymentStack,
@@ -230,12 +231,7 @@ def run_batched_arm(
             }
             launched_at = time.monotonic()
             for batch in batches:
-                config = {
-                    **IN_PROCESS,
-                    "ops": {
-                        "run_plate_marker_job_per_partition": {"config": {"partitions": batch}}
-                    },
-                }
+                config = batch_run_config(batch)  # the batch job runs in process
                 tags = [{"key": "imaging_assets/source", "value": batch[0].split("__", 1)[0]}]
                 answer = stack.graphql(
                     LAUNCH_RUN,

@@ -107,6 +107,7 @@ SHARED_STACK_MODULES = frozenset(
 )
 
 
+@pytest.hookimpl(optionalhook=True)  # `-p no:xdist` runs the suite in one process
 def pytest_xdist_make_scheduler(config, log):
     """Under pytest-xdist (`make test` runs two workers) each module runs on one worker, so its
     module fixtures are built once, and the deployment modules run together. (xdist's own

@@ -72,9 +72,7 @@ def kill_site_images_holding_the_lease(
     ]  # fmt: skip
     if batch:
         config = lake.parent / "batch.yaml"
-        config.write_text(
-            f"ops: {{run_plate_job_per_partition: {{config: {{partitions: [{plate}]}}}}}}\n"
-        )
+        config.write_text(f"ops: {{run_partitions: {{config: {{partitions: [{plate}]}}}}}}\n")
         command = [DAGSTER, "job", "execute", *MODULE, "-j", "plate_batch_job", "-c", str(config)]
     run = subprocess.Popen(
         command,

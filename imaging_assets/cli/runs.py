@@ -1,4 +1,5 @@
-"""`imaging-assets runs fail RUN_ID`: end a run that died without the instance noticing.
+"""`imaging-assets runs fail RUN_ID`: end a run that died without the instance noticing;
+`imaging-assets plates attention|backfill`: failing plates, and batch runs for many plates.
 
 A run whose process was killed while nothing watched it (a laptop without a daemon, a code server
 restarted under it) stays STARTED; marking it failed lets its plate's lease be taken over at once
@@ -8,6 +9,7 @@ and its plate's queued runs start. A run that is still alive is refused unless -
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def use_instance(workdir: str) -> None:
@@ -66,6 +68,63 @@ def _attention(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backfill(args: argparse.Namespace) -> int:
+    """Queue plate_batch_job runs for many plates through the web UI's GraphQL API: the plates the
+    schedule would pick now (missing, stale, failing ones whose back-off is over; none in flight),
+    every plate (--all) or the listed ones, in batches of one source."""
+    import time
+    from urllib.parse import urlparse
+
+    from dagster import DagsterInstance
+    from dagster_graphql import DagsterGraphQLClient
+
+    from imaging_assets.core.progress import ProgressBar
+    from imaging_assets.defs.common.batches import batch_run_config
+    from imaging_assets.defs.jump.partitions import PLATES_PARTITIONS_NAME
+    from imaging_assets.defs.jump.schedules import plates_due
+    from imaging_assets.jump.backfill import plate_batches, source_of
+
+    use_instance(args.workdir)
+    with DagsterInstance.get() as instance:
+        registered = instance.get_dynamic_partitions(PLATES_PARTITIONS_NAME)
+        if args.plates:
+            unknown = sorted(set(args.plates) - set(registered))
+            if unknown:
+                raise LookupError(
+                    f"not plates of the instance at {os.environ['DAGSTER_HOME']}: "
+                    f"{', '.join(unknown[:10])} (run metadata_job to register plates)"
+                )
+            chosen, what = list(args.plates), "listed"
+        elif args.all:
+            chosen, what = sorted(registered), "all"
+        else:
+            chosen, counts, _ = plates_due(instance, 10**9, time.time())
+            what = ", ".join(f"{state} {n}" for state, n in counts.items() if n)
+    if args.sources:
+        chosen = [key for key in chosen if source_of(key) in set(args.sources)]
+    batches = plate_batches(chosen, args.plates_per_run)
+    print(f"{len(chosen)} plates ({what}) in {len(batches)} runs of at most {args.plates_per_run}")
+    if args.dry_run or not batches:
+        return 0
+    url = urlparse(args.url if "://" in args.url else f"http://{args.url}")
+    client = DagsterGraphQLClient(
+        url.hostname or "127.0.0.1", url.port, use_https=url.scheme == "https"
+    )
+    progress = ProgressBar("runs queued")
+    run_ids = []
+    for done, batch in enumerate(batches, start=1):
+        run_ids.append(
+            client.submit_job_execution(
+                "plate_batch_job",
+                run_config=batch_run_config(batch),
+                tags={"imaging_assets/source": source_of(batch[0])},
+            )
+        )
+        progress(done, len(batches))
+    print(f"queued {len(run_ids)} plate_batch_job runs: first {run_ids[0]}, last {run_ids[-1]}")
+    return 0
+
+
 def register(subparsers) -> argparse.ArgumentParser:
     """Add `runs fail` and `plates attention` to an argparse subparsers object."""
     plates = subparsers.add_parser("plates", help="plates in the Dagster instance ($DAGSTER_HOME)")
@@ -76,7 +135,28 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     attention.add_argument("--min-failures", type=int, default=2, help="failures in a row")
     attention.set_defaults(run=_attention)
-    for command in (attention,):
+    backfill = plate_commands.add_parser(
+        "backfill",
+        help=(
+            "queue plate_batch_job runs (many plates per run, one plate run each) through the "
+            "web UI: the plates due now, --all, or --plates"
+        ),
+    )
+    backfill.add_argument("--plates", nargs="+", help="these plate partition keys")
+    backfill.add_argument("--all", action="store_true", help="every registered plate")
+    backfill.add_argument("--sources", nargs="+", help="only plates of these sources")
+    backfill.add_argument(
+        "--plates-per-run",
+        type=int,
+        default=int(os.environ.get("IMAGING_ASSETS_PLATES_PER_RUN", "25")),
+        help="plates per batch run (default: IMAGING_ASSETS_PLATES_PER_RUN or 25)",
+    )
+    backfill.add_argument(
+        "--url", default="http://127.0.0.1:3000", help="the web UI (dagster dev, compose)"
+    )
+    backfill.add_argument("--dry-run", action="store_true", help="count the runs, queue none")
+    backfill.set_defaults(run=_backfill)
+    for command in (attention, backfill):
         command.add_argument(
             "--workdir",
             default=".demo",

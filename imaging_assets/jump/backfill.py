@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from imaging_assets.jump.keys import parse_plate_partition_key
+
 
 @dataclass(frozen=True)
 class PlateHistory:
@@ -89,3 +91,24 @@ def needing_attention(
         (key, past) for key, past in history.items() if past.consecutive_failures >= min_failures
     ]
     return sorted(failing, key=lambda item: (-item[1].consecutive_failures, item[0]))
+
+
+def source_of(key: str) -> str:
+    """The source of a plate partition key ("<source>__<plate>")."""
+    return parse_plate_partition_key(key)[0]
+
+
+def plate_batches(keys: list[str], per_run: int) -> list[list[str]]:
+    """The plates in batches of at most `per_run`, each of one source (the run queue limits
+    runs per source), in the order given: the first batch holds the most urgent plates."""
+    if per_run < 1:
+        raise ValueError(f"plates per run must be at least 1, not {per_run}")
+    open_batches: dict[str, list[str]] = {}
+    batches: list[list[str]] = []
+    for key in keys:
+        batch = open_batches.get(source_of(key))
+        if batch is None or len(batch) >= per_run:
+            batch = open_batches[source_of(key)] = []
+            batches.append(batch)
+        batch.append(key)
+    return batches

@@ -181,6 +181,7 @@ def deployment(tmp_path_factory, postgres, s3_server):
         "IMAGING_ASSETS_LAKE_ENDPOINT": s3_server.endpoint_url,
         "IMAGING_ASSETS_SENSOR_MAX_PLATES": "50",
         "IMAGING_ASSETS_BACKFILL_MAX_RUNS": "20",
+        "IMAGING_ASSETS_PLATES_PER_RUN": "25",
     }
     seconds["gallery"] = time.monotonic() - started
     stack = DeploymentStack(root, env)

@@ -135,28 +135,23 @@ def chart_instance(helm_values: dict, release: str = RELEASE, namespace: str = N
     def storage(module: str, name: str) -> dict:
         return {"module": module, "class": name, "config": {"postgres_db": dict(postgres_db)}}
 
-    assert helm_values["runLauncher"]["type"] == "K8sRunLauncher"
-    k8s = helm_values["runLauncher"]["config"]["k8sRunLauncher"]
-    launcher = {
-        "load_incluster_config": k8s["loadInclusterConfig"],
-        "job_namespace": k8s.get("jobNamespace") or namespace,
-        "image_pull_policy": k8s["imagePullPolicy"],
-        "service_account_name": chart_global.get("serviceAccountName")
+    # the chart's CustomRunLauncher: module, class and config as given (helpers/instance/
+    # _run-launcher.tpl, "dagsterYaml.runLauncher.custom"); the names the K8sRunLauncher template
+    # would derive from the release must be the ones the values write out
+    assert helm_values["runLauncher"]["type"] == "CustomRunLauncher"
+    custom = helm_values["runLauncher"]["config"]["customRunLauncher"]
+    launcher = custom["config"]
+    assert launcher["job_namespace"] == namespace
+    assert launcher["service_account_name"] == (
+        chart_global.get("serviceAccountName")
         or helm_values.get("serviceAccount", {}).get("name")
-        or fullname,
-        "dagster_home": chart_global["dagsterHome"],
-        "instance_config_map": f"{fullname}-instance",
-        "postgres_password_secret": chart_global.get("postgresqlSecretName")
-        or f"{fullname}-postgresql-secret",
-    }
-    if k8s.get("envConfigMaps"):
-        launcher["env_config_maps"] = [source["name"] for source in k8s["envConfigMaps"]]
-    if k8s.get("envSecrets"):
-        launcher["env_secrets"] = [source["name"] for source in k8s["envSecrets"]]
-    if k8s.get("resources"):
-        launcher["resources"] = k8s["resources"]
-    if k8s.get("failPodOnRunFailure"):
-        launcher["fail_pod_on_run_failure"] = True
+        or fullname
+    )
+    assert launcher["dagster_home"] == chart_global["dagsterHome"]
+    assert launcher["instance_config_map"] == f"{fullname}-instance"
+    assert launcher["postgres_password_secret"] == (
+        chart_global.get("postgresqlSecretName") or f"{fullname}-postgresql-secret"
+    )
 
     daemon = helm_values["dagsterDaemon"]
     assert daemon["enabled"] and daemon["runCoordinator"]["enabled"]
@@ -192,7 +187,7 @@ def chart_instance(helm_values: dict, release: str = RELEASE, namespace: str = N
     return {
         "scheduler": {"module": "dagster._core.scheduler", "class": "DagsterDaemonScheduler"},
         "schedule_storage": storage("dagster_postgres.schedule_storage", "PostgresScheduleStorage"),
-        "run_launcher": {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": launcher},
+        "run_launcher": {"module": custom["module"], "class": custom["class"], "config": launcher},
         "run_storage": storage("dagster_postgres.run_storage", "PostgresRunStorage"),
         "event_log_storage": storage("dagster_postgres.event_log", "PostgresEventLogStorage"),
         "run_coordinator": {
@@ -243,14 +238,7 @@ def test_values_use_only_transcribed_instance_settings():
             "postgresqlScheme",
             "service",
         },
-        "runLauncher.config.k8sRunLauncher": {
-            "imagePullPolicy",
-            "loadInclusterConfig",
-            "envConfigMaps",
-            "envSecrets",
-            "resources",
-            "failPodOnRunFailure",
-        },
+        "runLauncher.config.customRunLauncher": {"module", "class", "config"},
         "dagsterDaemon.runCoordinator.config.queuedRunCoordinator": {
             "dequeueIntervalSeconds",
             "dequeueUseThreads",
@@ -279,7 +267,7 @@ def test_values_use_only_transcribed_instance_settings():
         for part in path.split("."):
             node = node[part]
         assert set(node) <= keys, (path, sorted(set(node) - keys))
-    assert set(helm_values["runLauncher"]["config"]) == {"k8sRunLauncher"}
+    assert set(helm_values["runLauncher"]["config"]) == {"customRunLauncher"}
 
 
 def test_the_instance_file_is_what_the_chart_renders_from_the_values():
@@ -336,10 +324,12 @@ def test_every_pod_gets_the_env_configmap_and_the_secret():
         user_deployment(),
         helm_values["dagsterWebserver"],
         helm_values["dagsterDaemon"],
-        helm_values["runLauncher"]["config"]["k8sRunLauncher"],
     ):
         assert owner["envConfigMaps"] == [{"name": configmap}]
         assert owner["envSecrets"] == [{"name": env_secret}]
+    run_pods = helm_values["runLauncher"]["config"]["customRunLauncher"]["config"]
+    assert run_pods["env_config_maps"] == [configmap]
+    assert run_pods["env_secrets"] == [env_secret]
     # the Postgres password: a Secret of ours with the chart's key, never generated from values
     assert helm_values["generatePostgresqlPasswordSecret"] is False
     assert "postgresqlPassword" not in helm_values["postgresql"]
@@ -348,12 +338,12 @@ def test_every_pod_gets_the_env_configmap_and_the_secret():
 
 
 def test_plate_run_resources_and_runtime_settings():
-    launcher = values()["runLauncher"]["config"]["k8sRunLauncher"]
+    launcher = values()["runLauncher"]["config"]["customRunLauncher"]["config"]
     assert launcher["resources"] == {
         "requests": {"cpu": "1", "memory": "4Gi"},
         "limits": {"memory": "8Gi"},
     }
-    assert launcher["loadInclusterConfig"] is True
+    assert launcher["load_incluster_config"] is True
     assert "image" not in launcher  # runs use the user deployment's image
     monitoring = values()["dagsterDaemon"]["runMonitoring"]
     assert monitoring["enabled"] and monitoring["maxResumeRunAttempts"] == 0
@@ -442,6 +432,8 @@ def test_k8s_run_launcher_loads_from_the_instance(kubeconfig):
         shipped["module"], shipped["class"], yaml.safe_dump(launcher_config(kubeconfig))
     )
     launcher = data.rehydrate(as_type=K8sRunLauncher)
+    # the project's subclass (batch runs' children checked through their batch run)
+    assert type(launcher).__module__ == "imaging_assets.defs.common.cluster_launchers"
     config = shipped["config"]
     assert launcher.job_namespace == NAMESPACE == config["job_namespace"]
     assert launcher.instance_config_map == f"{RELEASE}-dagster-instance"
@@ -503,7 +495,8 @@ def launch_plate_run(kubeconfig: str, tags: dict[str, str], k8s_home: Path):
         RemoteRepositoryOrigin,
     )
     from dagster._core.test_utils import create_run_for_test, instance_for_test
-    from dagster_k8s import K8sRunLauncher
+
+    from imaging_assets.defs.common.cluster_launchers import K8sRunLauncher
 
     deployment = user_deployment()
     # DAGSTER_CURRENT_IMAGE of the user deployment, as the chart sets it: repository:tag

@@ -16,10 +16,14 @@ without failing its neighbours (dagster-io/dagster#17836), which is why a batch 
 - A partition with a run of its job in flight elsewhere is skipped (and counted as busy).
 - A child whose batch run died is failed by run monitoring (run_launcher.py): its health is the
   health of the batch run that executes it.
+- The run queue counts a child as a run in progress (Dagster counts every active run): a batch
+  run at work holds two of `max_concurrent_runs`. Children carry the partition's tag (so a queued
+  run of the same partition waits for them) but not the batch run's other tags: the per-source
+  limit counts the batch run once.
 """
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +39,9 @@ from dagster import (
     Output,
     PermissiveConfig,
     RunsFilter,
+    in_process_executor,
     job,
+    multi_or_in_process_executor,
     op,
 )
 from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
@@ -49,6 +55,8 @@ from imaging_assets.defs.common.runs import IN_FLIGHT, first_error
 BATCH_RUN_TAG = "imaging_assets/batch_run"  # on a child run: the batch run that executes it
 BATCH_ROOT_TAG = "imaging_assets/batch_root"  # on a child run: its batch's root run (resumes)
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+BATCH_OP = "run_partitions"
+BATCH_OP_CONFIG_PATH = ("ops", BATCH_OP, "config")  # where a batch run's config lists partitions
 LOG_EVERY_S = 10.0
 
 
@@ -140,10 +148,9 @@ def child_job(
     return recon.with_repository_load_data(load_data)
 
 
-def child_tags(batch_run: DagsterRun, partition: str, extra: Mapping[str, str]) -> dict[str, str]:
+def child_tags(batch_run: DagsterRun, partition: str) -> dict[str, str]:
     root = batch_run.root_run_id or batch_run.run_id
     return {
-        **extra,
         "dagster/partition": partition,
         BATCH_RUN_TAG: batch_run.run_id,
         BATCH_ROOT_TAG: root,
@@ -196,6 +203,14 @@ def succeeded_in_batch(instance: DagsterInstance, job_name: str, root_run_id: st
     return {run.tags.get("dagster/partition") for run in runs} - {None}
 
 
+def batch_run_config(partitions: list[str], run_config: Mapping[str, Any] | None = None) -> dict:
+    """The run config of a batch run of these partitions."""
+    config: dict[str, Any] = {"partitions": list(partitions)}
+    if run_config:
+        config["run_config"] = dict(run_config)
+    return {"ops": {BATCH_OP: {"config": config}}}
+
+
 def hold_database_connections(instance: DagsterInstance) -> None:
     """Keep a pooled connection per storage for the rest of this process. Dagster's Postgres
     storages connect anew for every statement (NullPool): 39 connections per child run, half of a
@@ -208,7 +223,6 @@ def run_batch(
     context: OpExecutionContext,
     config: PartitionBatchConfig,
     job_name: str,
-    tags_for: Callable[[str], Mapping[str, str]],
     fallback: tuple[str, str] | None,
 ) -> BatchReport:
     """Every partition of the batch, one child run each; failures are recorded, not raised."""
@@ -216,13 +230,18 @@ def run_batch(
     batch_run = context.dagster_run
     recon = child_job(batch_run, job_name, fallback)
     hold_database_connections(instance)
-    run_config = {**IN_PROCESS, **config.run_config.model_dump()}
+    # in this process, unless the job names its own executor (then its config is the job's)
+    in_process = (
+        IN_PROCESS if recon.get_definition().executor_def is multi_or_in_process_executor else {}
+    )
+    run_config = {**in_process, **config.run_config.model_dump()}
     done = succeeded_in_batch(instance, job_name, batch_run.root_run_id or batch_run.run_id)
     report = BatchReport()
-    total = len(config.partitions)
+    partitions = list(dict.fromkeys(config.partitions))  # each once, in the order listed
+    total = len(partitions)
     started = last_log = time.perf_counter()
     context.log.info(f"{total} partitions of {job_name}, one run each, in this process")
-    for index, partition in enumerate(config.partitions, start=1):
+    for index, partition in enumerate(partitions, start=1):
         if partition in done:
             report.outcomes.append(PartitionOutcome(partition, "done"))
             continue
@@ -231,7 +250,7 @@ def run_batch(
             report.outcomes.append(PartitionOutcome(partition, "busy"))
             continue
         began = time.perf_counter()
-        tags = child_tags(batch_run, partition, tags_for(partition))
+        tags = child_tags(batch_run, partition)
         try:
             child = execute_child(instance, recon, batch_run, run_config, tags)
         except Exception as error:  # refused before it ran (config, unknown partition)
@@ -267,19 +286,18 @@ def partition_batch_job(
     name: str,
     job_name: str,
     description: str,
-    tags_for: Callable[[str], Mapping[str, str]] = lambda partition: {},
     fallback: tuple[str, str] | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> JobDefinition:
-    """A job whose runs execute `job_name` for each listed partition (see the module docstring).
-    `tags_for` gives each child run's tags beyond the partition (e.g. its source, for limits)."""
+    """A job whose runs execute `job_name` for each listed partition (see the module docstring);
+    `fallback` (module, attribute) names the code for runs without a code origin."""
 
     @op(
-        name=f"run_{job_name}_per_partition",
+        name=BATCH_OP,
         description=f"Runs {job_name} for each listed partition, one child run each.",
     )
     def run_partitions(context: OpExecutionContext, config: PartitionBatchConfig) -> Output:
-        report = run_batch(context, config, job_name, tags_for, fallback)
+        report = run_batch(context, config, job_name, fallback)
         metadata = report.metadata()
         failed = report.failed()
         if failed:
@@ -298,7 +316,10 @@ def partition_batch_job(
         )
         return Output(None, metadata=metadata)
 
-    @job(name=name, description=description, tags=dict(tags or {}))
+    # one op: a step process of its own would only add a process start
+    @job(
+        name=name, description=description, tags=dict(tags or {}), executor_def=in_process_executor
+    )
     def batch_job():
         run_partitions()
 

@@ -5,7 +5,6 @@ from dagster import AssetSelection, define_asset_job
 
 from imaging_assets.defs.common.batches import partition_batch_job
 from imaging_assets.defs.jump.partitions import plates_partitions
-from imaging_assets.jump.keys import parse_plate_partition_key
 
 plate_job = define_asset_job(
     name="plate_job",
@@ -35,10 +34,6 @@ metadata_job = define_asset_job(
 )
 
 
-def _plate_run_tags(partition: str) -> dict[str, str]:
-    return {"imaging_assets/source": parse_plate_partition_key(partition)[0]}
-
-
 plate_batch_job = partition_batch_job(
     name="plate_batch_job",
     job_name=plate_job.name,
@@ -48,7 +43,6 @@ plate_batch_job = partition_batch_job(
         "own run; this run then fails naming it, and re-executing it runs only what did not "
         "succeed."
     ),
-    tags_for=_plate_run_tags,
     fallback=("imaging_assets.definitions", "defs"),
     tags={"imaging_assets/kind": "plate_batch"},
 )

@@ -72,3 +72,54 @@ def test_a_plate_that_keeps_failing_backs_off_and_a_new_plate_still_runs():
             tags={"dagster/partition": "source_1__A"},
         )
         assert "source_1__A" not in plate_histories(instance)  # a success clears the record
+
+
+def test_the_batch_schedule_requests_the_same_plates_in_batches_of_one_source(monkeypatch):
+    from imaging_assets.defs.common.batches import batch_run_config
+    from imaging_assets.defs.jump import schedules
+
+    monkeypatch.setattr(schedules, "PLATES_PER_RUN", 2)
+    keys = ["source_1__A", "source_1__B", "source_1__C", "source_2__D"]
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(PLATES_PARTITIONS_NAME, keys)
+        tick = datetime(2026, 11, 24, 14, tzinfo=UTC)
+        requests = schedules.plate_batch_backfill_schedule(
+            build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        )
+    assert [r.run_config for r in requests] == [
+        batch_run_config(["source_1__A", "source_1__B"]),
+        batch_run_config(["source_1__C"]),
+        batch_run_config(["source_2__D"]),
+    ]
+    assert [r.tags["imaging_assets/source"] for r in requests] == [
+        "source_1",
+        "source_1",
+        "source_2",
+    ]
+    assert len({r.run_key for r in requests}) == 3
+
+
+def test_plates_listed_by_a_queued_batch_run_are_not_requested_again():
+    from imaging_assets.defs.common.batches import batch_run_config
+    from imaging_assets.defs.jump.schedules import plate_batch_backfill_schedule
+
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(PLATES_PARTITIONS_NAME, ["source_1__A", "source_1__B"])
+        from imaging_assets.definitions import defs
+
+        batch_job = defs.resolve_job_def("plate_batch_job")
+        instance.create_run_for_job(batch_job, run_config=batch_run_config(["source_1__A"]))
+        tick = datetime(2026, 11, 24, 15, tzinfo=UTC)
+        context = build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        for schedule in (plate_backfill_schedule, plate_batch_backfill_schedule):
+            requests = schedule(context)
+            keys = (
+                [r.partition_key for r in requests]
+                if schedule is plate_backfill_schedule
+                else [
+                    key
+                    for r in requests
+                    for key in r.run_config["ops"]["run_partitions"]["config"]["partitions"]
+                ]
+            )
+            assert keys == ["source_1__B"], schedule.name
