@@ -1,5 +1,7 @@
 """Which plates a backfill tick runs: missing, stale, then failing ones after their back-off."""
 
+import pytest
+
 from imaging_assets.jump.backfill import Backoff, PlateHistory, needing_attention, plates_to_run
 
 HOUR = 3600.0
@@ -59,3 +61,17 @@ def test_retries_longest_waiting_first_and_attention_list():
     chosen, _ = plates_to_run(["s__x", "s__y"], {}, "v", set(), 5, history, now=1e9)
     assert chosen == ["s__y", "s__x"]
     assert [key for key, _ in needing_attention(history)] == ["s__y"]
+
+
+def test_plate_batches_keep_the_order_and_one_source_per_batch():
+    from imaging_assets.jump.backfill import plate_batches
+
+    keys = ["source_1__A", "source_2__X", "source_1__B", "source_1__C", "source_2__Y"]
+    assert plate_batches(keys, 2) == [
+        ["source_1__A", "source_1__B"],
+        ["source_2__X", "source_2__Y"],
+        ["source_1__C"],
+    ]
+    assert plate_batches([], 5) == []
+    with pytest.raises(ValueError, match="at least 1, not 0"):
+        plate_batches(keys, 0)
