@@ -1,9 +1,10 @@
-"""A backfill of every sample plate, launched as in the UI, run by `dagster dev`, on S3.
+"""A backfill of every sample plate in batch runs, queued by `imaging-assets plates backfill`
+through `dagster dev`'s web server, drained by its daemon, on S3.
 
 The code location is configured only through the environment (as in README), the source and
 the lake live on SeaweedFS, the instance is the project's dagster.yaml (queued runs with its
-concurrency limits), and the backfill is launched through the web server's GraphQL API and
-executed by the daemon, one run per plate.
+concurrency limits). (The one-run-per-plate backfill launched as in the UI is the deployment
+test's, on Postgres and the same S3 server.)
 """
 
 from __future__ import annotations
@@ -16,24 +17,17 @@ from pathlib import Path
 
 import lance
 import pytest
-from dagster import DagsterInstance
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from imaging_assets.core.s3 import S3Settings
 from imaging_assets.core.stores import S3Store
+from imaging_assets.defs.common.batches import BATCH_OP, BATCH_RUN_TAG
 from imaging_assets.defs.jump.partitions import PLATES_PARTITIONS_NAME
 from imaging_assets.demo.gallery import generate_gallery
 from imaging_assets_tests.conftest import PROJECT_ROOT
-from imaging_assets_tests.servers import BACKFILL_STATUS, LAUNCH_BACKFILL, DagsterDev
+from imaging_assets_tests.servers import DagsterDev
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
-PLATE_ASSETS = [
-    "load_data",
-    "sampled_sites",
-    "site_images",
-    "well_profiles",
-    "cell_profiles",
-    "cell_crops",
-]
 
 
 def test_backfill_of_every_sample_plate_on_s3(tmp_path, s3_server, s3_bucket, monkeypatch):
@@ -85,35 +79,48 @@ def test_backfill_of_every_sample_plate_on_s3(tmp_path, s3_server, s3_bucket, mo
         plates = sorted(instance.get_dynamic_partitions(PLATES_PARTITIONS_NAME))
     assert len(plates) == len(gallery.plates)
 
+    cli = str(Path(sys.executable).with_name("imaging-assets"))
     with DagsterDev(env, tmp_path / "dagster_dev.log") as dev:
-        launched = dev.graphql(
-            LAUNCH_BACKFILL,
-            {
-                "params": {
-                    "assetSelection": [{"path": [name]} for name in PLATE_ASSETS],
-                    "partitionNames": plates,
-                    "title": "all sample plates",
-                    # one process per run: on a 2-core test machine a subprocess per step is slow
-                    "runConfigData": {"execution": {"config": {"in_process": {}}}},
-                }
-            },
-        )["launchPartitionBackfill"]
-        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        url = f"http://127.0.0.1:{dev.port}"
+        queued = subprocess.run(
+            [cli, "plates", "backfill", "--plates-per-run", "2", "--url", url],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert queued.returncode == 0, queued.stderr[-3000:]
+        assert f"{len(plates)} plates (missing {len(plates)}) in 4 runs of at most 2" in (
+            queued.stdout
+        )
+        again = subprocess.run(
+            [cli, "plates", "backfill", "--dry-run", "--url", url],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert again.stdout.startswith(f"0 plates (in_flight {len(plates)})"), again.stdout
+
         deadline = time.monotonic() + 420
-        status = None
-        while time.monotonic() < deadline:
-            answer = dev.graphql(BACKFILL_STATUS, {"id": launched["backfillId"]})
-            status = answer["partitionBackfillOrError"]["status"]
-            if status in (
-                "COMPLETED",
-                "COMPLETED_SUCCESS",
-                "FAILED",
-                "COMPLETED_FAILED",
-                "CANCELED",
-            ):
-                break
-            time.sleep(2)
-        assert status in ("COMPLETED", "COMPLETED_SUCCESS"), (status, dev.log_tail())
+        with DagsterInstance.from_config(str(home)) as instance:
+            while True:
+                batches = instance.get_runs(RunsFilter(job_name="plate_batch_job"))
+                if all(run.is_finished for run in batches) or time.monotonic() > deadline:
+                    break
+                time.sleep(2)
+            assert [r.status for r in batches] == [DagsterRunStatus.SUCCESS] * 4, dev.log_tail()
+            listed = sorted(
+                tuple(run.run_config["ops"][BATCH_OP]["config"]["partitions"]) for run in batches
+            )
+            by_source: dict[str, list[str]] = {}
+            for key in plates:  # the order the CLI picks: missing plates, sorted
+                by_source.setdefault(key.split("__")[0], []).append(key)
+            expected = [
+                tuple(keys[i : i + 2])
+                for keys in by_source.values()
+                for i in range(0, len(keys), 2)
+            ]
+            assert listed == sorted(expected)
+            assert all(
+                run.tags["imaging_assets/source"]
+                == run.run_config["ops"][BATCH_OP]["config"]["partitions"][0].split("__")[0]
+                for run in batches
+            )
 
     images = lance.dataset(
         f"s3://{s3_bucket}/lake/site_images.lance", storage_options=s3_server.storage_options()
@@ -124,5 +131,5 @@ def test_backfill_of_every_sample_plate_on_s3(tmp_path, s3_server, s3_bucket, mo
     with DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs()
         plate_runs = [r for r in runs if r.tags.get("dagster/partition") in plates]
-        assert len(plate_runs) == len(plates)
-        assert all(r.is_success for r in plate_runs)
+        assert len(plate_runs) == len(plates)  # one run per plate, inside the batch runs
+        assert all(r.is_success and r.tags.get(BATCH_RUN_TAG) for r in plate_runs)

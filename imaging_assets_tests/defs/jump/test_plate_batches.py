@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 from dagster import (
@@ -121,62 +120,3 @@ def _batch_metadata(instance: DagsterInstance, run_id: str) -> dict:
         data = event.dagster_event.step_failure_data.user_failure_data
         return {key: getattr(value, "value", value) for key, value in data.metadata.items()}
     raise AssertionError("the batch op did not fail")
-
-
-@pytest.mark.slow
-def test_plates_backfill_queues_batch_runs_that_the_daemon_drains(tmp_path):
-    """`imaging-assets plates backfill` against `dagster dev`: the due plates in batch runs of one
-    source, queued through the web UI; a second call finds every plate in flight; the daemon
-    runs them all."""
-    import time
-
-    from imaging_assets.defs.common.batches import BATCH_OP
-    from imaging_assets_tests.servers import DagsterDev
-
-    gallery = generate_gallery(tmp_path / "gallery", preset="tiny", seed=0)
-    env, home, _ = laptop_env(tmp_path, gallery)
-    done = dagster(env, "job", "execute", *MODULE, "-j", "metadata_job")
-    assert done.returncode == 0, done.stderr[-3000:]
-    cli = str(Path(sys.executable).with_name("imaging-assets"))
-    with DagsterDev(env, tmp_path / "dev.log") as dev:
-        url = f"http://127.0.0.1:{dev.port}"
-        queued = subprocess.run(
-            [cli, "plates", "backfill", "--plates-per-run", "2", "--url", url],
-            env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert queued.returncode == 0, queued.stderr[-3000:]
-        assert "5 plates (missing 5) in 4 runs of at most 2" in queued.stdout
-        again = subprocess.run(
-            [cli, "plates", "backfill", "--dry-run", "--url", url],
-            env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert again.stdout.startswith("0 plates (in_flight 5)"), again.stdout
-
-        deadline = time.monotonic() + 300
-        with DagsterInstance.from_config(str(home)) as instance:
-            while True:
-                batches = instance.get_runs(RunsFilter(job_name="plate_batch_job"))
-                if all(run.is_finished for run in batches) or time.monotonic() > deadline:
-                    break
-                time.sleep(2)
-            assert [run.status for run in batches] == [DagsterRunStatus.SUCCESS] * 4, dev.log_tail()
-            listed = sorted(
-                tuple(run.run_config["ops"][BATCH_OP]["config"]["partitions"]) for run in batches
-            )
-            assert listed == [
-                ("source_13__CP-CC9-R1-01",),
-                ("source_3__BR00125173",),
-                ("source_4__BR00117035", "source_4__BR00117036"),
-                ("source_4__BR00121001",),
-            ]
-            assert {run.tags["imaging_assets/source"] for run in batches} == {
-                "source_13",
-                "source_3",
-                "source_4",
-            }
-            runs = _plate_runs(instance)
-            assert len(runs) == 5
-            assert all(
-                [run.status for run in plate_runs] == [DagsterRunStatus.SUCCESS]
-                for plate_runs in runs.values()
-            )
