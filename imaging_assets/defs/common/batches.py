@@ -203,6 +203,15 @@ def succeeded_in_batch(instance: DagsterInstance, job_name: str, root_run_id: st
     return {run.tags.get("dagster/partition") for run in runs} - {None}
 
 
+def listed_partitions(batch_run: DagsterRun) -> list[str]:
+    """The partitions a batch run's config lists (none for a run of another job)."""
+    config: Any = batch_run.run_config or {}
+    for part in BATCH_OP_CONFIG_PATH:
+        config = config.get(part, {}) if isinstance(config, dict) else {}
+    partitions = config.get("partitions", []) if isinstance(config, dict) else []
+    return [key for key in partitions if isinstance(key, str)]
+
+
 def batch_run_config(partitions: list[str], run_config: Mapping[str, Any] | None = None) -> dict:
     """The run config of a batch run of these partitions."""
     config: dict[str, Any] = {"partitions": list(partitions)}

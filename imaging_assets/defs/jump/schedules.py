@@ -24,7 +24,7 @@ from dagster import (
     schedule,
 )
 
-from imaging_assets.defs.common.batches import BATCH_OP_CONFIG_PATH, batch_run_config
+from imaging_assets.defs.common.batches import batch_run_config, listed_partitions
 from imaging_assets.defs.common.runs import IN_FLIGHT, first_error
 from imaging_assets.defs.jump.images import recipes_code_version
 from imaging_assets.defs.jump.jobs import plate_batch_job, plate_job
@@ -97,14 +97,10 @@ def partitions_in_flight(instance) -> set[str]:
     """Plates with a plate run in flight, or listed by a batch run in flight (queued ones too)."""
     runs = instance.get_runs(filters=RunsFilter(job_name=plate_job.name, statuses=IN_FLIGHT))
     keys = {run.tags.get("dagster/partition") for run in runs} - {None}
-    for run in instance.get_runs(
+    batches = instance.get_runs(
         filters=RunsFilter(job_name=plate_batch_job.name, statuses=IN_FLIGHT)
-    ):
-        config = run.run_config or {}
-        for part in BATCH_OP_CONFIG_PATH:
-            config = config.get(part, {}) if isinstance(config, dict) else {}
-        keys.update(config.get("partitions", []) if isinstance(config, dict) else [])
-    return keys
+    )
+    return keys.union(*(listed_partitions(run) for run in batches))
 
 
 def plates_due(instance, limit: int, now: float) -> tuple[list[str], dict, dict]:
