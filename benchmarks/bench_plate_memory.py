@@ -6,11 +6,14 @@ fetched by a pool of `workers` threads, decoded, processed by robust_8bit_crop, 
 files as they come; the commit holds no rows). The raw images are synthetic 1080x1080 uint16 LZW
 TIFFs (8 distinct sites, served round-robin, so generating them costs nothing per size).
 
-The claim checked: peak RSS is bounded by configuration (workers x a site's images + a fixed
-buffer), not by the number of sites. Reference figures of the former one-commit plate write
-(merge_insert, which held the whole plate): +312 / +792 / +2,267 MB at 50 / 200 / 600 sites.
+The claim checked: peak RSS is bounded by configuration (workers x a site's images, the rows of
+a data file, a fixed buffer), not by the number of sites. site_images writes at most
+`rows_per_file` (512) sites per data file; the reference in the same run is one file per plate
+(0). Figures of the former one-commit plate write (merge_insert, which held the whole plate):
++312 / +792 / +2,267 MB at 50 / 200 / 600 sites.
 
 Usage: python benchmarks/bench_plate_memory.py [--sites 50,600,3456] [--workers 8]
+       [--rows-per-file 512,0]
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def one_plate(sites: int, workers: int, lake: str) -> dict:
+def one_plate(sites: int, workers: int, lake: str, rows_per_file: int) -> dict:
     """In a fresh process: write one plate of `sites` sites; figures of this process."""
     import pyarrow as pa
     from bench_images import CHANNELS, synthetic_sites
@@ -77,6 +80,7 @@ def one_plate(sites: int, workers: int, lake: str) -> dict:
         site_images_schema(CHANNELS),
         result.batches(),
         run_id="bench",
+        max_rows_per_file=rows_per_file or None,
     )
     return {
         "sites": written.rows,
@@ -91,21 +95,31 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sites", default="50,600,3456")
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument(
+        "--rows-per-file",
+        default="512,0",
+        help="site_images' rows_per_file (its default 512), and references (0: one file a plate)",
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--lake", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one_plate(args.one, args.workers, args.lake)))
+        print(json.dumps(one_plate(args.one, args.workers, args.lake, int(args.rows_per_file))))
         return 0
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"workers {args.workers}; synthetic 1080x1080 uint16 LZW sites x 5 channels")
-    print(f"{'sites':>6} {'stored':>9} {'peak RSS':>9} {'added':>8} {'sites/s':>8}")
-    for sites in (int(s) for s in args.sites.split(",")):
+    print(f"{'per file':>8} {'sites':>6} {'stored':>9} {'peak RSS':>9} {'added':>8} {'sites/s':>8}")
+    arms = [
+        (int(per_file), int(sites))
+        for per_file in args.rows_per_file.split(",")
+        for sites in args.sites.split(",")
+    ]
+    for per_file, sites in arms:
         with tempfile.TemporaryDirectory() as lake:
             env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
             done = subprocess.run(
                 [sys.executable, __file__, "--one", str(sites), "--workers", str(args.workers),
-                 "--lake", lake],
+                 "--lake", lake, "--rows-per-file", str(per_file)],
                 capture_output=True, text=True, env=env, cwd=Path(__file__).parent,
             )  # fmt: skip
             if done.returncode:
@@ -113,7 +127,7 @@ def main() -> int:
                 return 1
             figures = json.loads(done.stdout.strip().splitlines()[-1])
         print(
-            f"{figures['sites']:>6} {figures['stored_mb']:>7.0f}MB {figures['peak_mb']:>7.0f}MB "
+            f"{per_file or 'plate':>8} {figures['sites']:>6} {figures['stored_mb']:>7.0f}MB {figures['peak_mb']:>7.0f}MB "
             f"{figures['peak_mb'] - figures['before_mb']:>6.0f}MB "
             f"{figures['sites'] / figures['seconds']:>8.1f}"
         )

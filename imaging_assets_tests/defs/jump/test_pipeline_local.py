@@ -278,3 +278,29 @@ def test_each_plate_has_a_plate_map_and_partitioned_check_results(built):
             assert metadata["qc_flagged_sites"].value == 0
         else:  # a plate type that is not sampled (DMSO): nothing to draw
             assert not plate_map.exists() and "plate_map" not in metadata
+
+
+def test_a_plate_larger_than_rows_per_file_spans_files_in_one_commit(gallery, tmp_path):
+    """site_images writes at most rows_per_file sites per data file (bounded writer memory): a
+    plate over it lands in several files, in one version, and a re-run (with the default file
+    size too) finds it unchanged."""
+    lake = tmp_path / "lake"
+    resources = pipeline_resources(str(gallery.source_root), str(gallery.metadata_root), str(lake))
+    key = "source_4__BR00117035"
+    small_files = {"ops": {"site_images": {"config": {"rows_per_file": 3}}}}
+    selection = ["load_data", "sampled_sites", "site_images"]
+    with instance_for_test() as instance:
+        materialize_metadata(instance, resources)
+        materialize_plate(instance, resources, key, selection=selection, run_config=small_files)
+        dataset = lance.dataset(str(lake / "site_images.lance"))
+        sites = dataset.count_rows()
+        files = [f for fragment in dataset.get_fragments() for f in fragment.data_files()]
+        assert sites > 3 and len(files) == -(-sites // 3)
+        version = dataset.version
+        for config in (small_files, None):
+            result = materialize_plate(
+                instance, resources, key, selection=["site_images"], run_config=config
+            )
+            [event] = result.get_asset_materialization_events()
+            assert event.materialization.metadata["outcome"].value == "unchanged"
+        assert lance.dataset(str(lake / "site_images.lance")).version == version
