@@ -22,6 +22,7 @@ without failing its neighbours (dagster-io/dagster#17836), which is why a batch 
   limit counts the batch run once.
 """
 
+import resource
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -119,6 +120,8 @@ class BatchReport:
             "done_before": self.count("done"),
             "seconds": round(self.seconds, 2),
             "partitions_per_second": self.partitions_per_second(),
+            # the process runs its partitions one after another: what a pod for it needs
+            "peak_rss_mb": peak_rss_mb(),
             "failures": MetadataValue.md(
                 "| partition | run | first error |\n|---|---|---|\n" + rows if failed else "none"
             ),
@@ -126,6 +129,11 @@ class BatchReport:
                 [o.partition for o in self.outcomes if o.status == "busy"][:200]
             ),
         }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (Linux reports kB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def child_job(
@@ -285,7 +293,7 @@ def run_batch(
             context.log.info(
                 f"{index}/{total} partitions: {report.count('succeeded')} succeeded, "
                 f"{report.count('failed')} failed, {report.count('busy')} busy "
-                f"({rate:.2f}/s)"
+                f"({rate:.2f}/s, peak RSS {peak_rss_mb():.0f} MB)"
             )
     report.seconds = time.perf_counter() - started
     return report

@@ -82,6 +82,7 @@ def test_a_failing_plate_fails_alone_and_a_reexecution_runs_only_it(tmp_path):
         assert _status(instance, BROKEN) == AssetPartitionStatus.FAILED
         metadata = _batch_metadata(instance, batch_run.run_id)
         assert metadata["succeeded"] == 2 and metadata["failed"] == 1
+        assert metadata["peak_rss_mb"] > 100  # the batch process, three plates in
 
     # fixed in the bucket, the batch run re-executed from failure: only the broken plate runs
     broken.write_bytes(original)
