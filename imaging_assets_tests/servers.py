@@ -81,6 +81,10 @@ query Status($id: String!) {
 }"""
 
 
+# what weed says when a port it was given is in use: checked before it starts, or at the bind
+PORT_TAKEN = ("address already in use", "is not available on 127.0.0.1")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -131,7 +135,21 @@ class S3Server:
             *(f"-{flag}={port}" for flag, port in self.ports.items()),
         ]
 
-    def start(self) -> S3Server:
+    def start(self, attempts: int = 3) -> S3Server:
+        """Start weed; when a port it was given was taken in the meantime (free_port can only
+        say a port was free a moment ago: another process's connection may get it first), start
+        again on new ports."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_once()
+            except RuntimeError as error:
+                taken = any(sign in str(error) for sign in PORT_TAKEN)
+                if not taken or attempt == attempts:
+                    raise
+                self.ports = {flag: free_port() for flag in PORT_FLAGS}
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> S3Server:
         (self.data_dir / "data").mkdir(exist_ok=True)
         started = time.monotonic()
         log = self.log_path.open("ab")
