@@ -31,12 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
+from bench_common import cpu_model  # noqa: E402
 
 
 def one_plate(sites: int, workers: int, lake: str, rows_per_file: int) -> dict:

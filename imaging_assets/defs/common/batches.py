@@ -193,9 +193,11 @@ def execute_child(
     return instance.get_run_by_id(run.run_id) or run
 
 
-def partitions_in_flight(instance: DagsterInstance, job_name: str) -> set[str]:
-    """Partitions with a run of the job queued, starting or running (children included)."""
-    runs = instance.get_runs(filters=RunsFilter(job_name=job_name, statuses=IN_FLIGHT))
+def partitions_in_flight(instance: DagsterInstance, job_name: str, partition: str | None = None):
+    """Partitions (or just `partition`) with a run of the job queued, starting or running
+    (children included)."""
+    tags = {"dagster/partition": partition} if partition is not None else None
+    runs = instance.get_runs(filters=RunsFilter(job_name=job_name, statuses=IN_FLIGHT, tags=tags))
     return {run.tags.get("dagster/partition") for run in runs} - {None}
 
 
@@ -262,7 +264,7 @@ def run_batch(
         if partition in done:
             report.outcomes.append(PartitionOutcome(partition, "done"))
             continue
-        if partition in partitions_in_flight(instance, job_name):
+        if partitions_in_flight(instance, job_name, partition):
             context.log.warning(f"{partition}: a run of {job_name} is in flight; skipped")
             report.outcomes.append(PartitionOutcome(partition, "busy"))
             continue

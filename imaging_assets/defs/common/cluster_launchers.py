@@ -10,24 +10,10 @@ docker/dagster.yaml uses `DockerRunLauncher`; on Kubernetes, the chart's `Custom
 name `K8sRunLauncher` (docs/deploy.md, "Batch runs on Kubernetes").
 """
 
-from dagster import DagsterRun
-from dagster._core.launcher.base import CheckRunHealthResult
 from dagster_docker import DockerRunLauncher as StockDockerRunLauncher
 from dagster_k8s import K8sRunLauncher as StockK8sRunLauncher
 
-from imaging_assets.defs.common.run_launcher import batch_run_of
-
-
-class BatchChildrenHealth:
-    """Mixin: a batch run's child is as healthy as its batch run."""
-
-    def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
-        batch = batch_run_of(self._instance, run)  # type: ignore[attr-defined]
-        if batch is None:
-            return super().check_run_worker_health(run)  # type: ignore[misc]
-        if isinstance(batch, CheckRunHealthResult):
-            return batch
-        return self.check_run_worker_health(batch)
+from imaging_assets.defs.common.run_launcher import BatchChildrenHealth
 
 
 class DockerRunLauncher(BatchChildrenHealth, StockDockerRunLauncher):

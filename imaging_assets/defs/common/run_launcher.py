@@ -42,7 +42,20 @@ LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", socket.gethostname()}
 HOST_TAG = "imaging_assets/host"  # where the run's steps run (defs/common/stores.py sets it)
 
 
-class LocalRunLauncher(DefaultRunLauncher):
+class BatchChildrenHealth:
+    """Mixin for a run launcher: a batch run's child is as healthy as its batch run (it runs in
+    the batch run's process, container or pod); every other run is checked by the launcher."""
+
+    def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
+        batch = batch_run_of(self._instance, run)  # type: ignore[attr-defined]
+        if batch is None:
+            return super().check_run_worker_health(run)  # type: ignore[misc]
+        if isinstance(batch, CheckRunHealthResult):
+            return batch
+        return self.check_run_worker_health(batch)
+
+
+class _ProcessHealthLauncher(DefaultRunLauncher):
     """DefaultRunLauncher whose runs' workers run monitoring can check."""
 
     @property
@@ -50,13 +63,6 @@ class LocalRunLauncher(DefaultRunLauncher):
         return True
 
     def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
-        batch = batch_run_of(self._instance, run)
-        if batch is not None:
-            return (
-                batch
-                if isinstance(batch, CheckRunHealthResult)
-                else self.check_run_worker_health(batch)
-            )
         client = self._get_grpc_client_for_termination(run.run_id)
         if client is None:
             return self._by_pid(run, "no code server launched it")
@@ -82,6 +88,10 @@ class LocalRunLauncher(DefaultRunLauncher):
         except PermissionError:
             pass
         return CheckRunHealthResult(WorkerStatus.RUNNING, f"{why}; its process {pid} lives")
+
+
+class LocalRunLauncher(BatchChildrenHealth, _ProcessHealthLauncher):
+    """The default launcher with the worker health check above, batch runs' children included."""
 
 
 def batch_run_of(instance, run: DagsterRun) -> DagsterRun | CheckRunHealthResult | None:

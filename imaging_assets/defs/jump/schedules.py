@@ -25,6 +25,7 @@ from dagster import (
 )
 
 from imaging_assets.defs.common.batches import batch_run_config, listed_partitions
+from imaging_assets.defs.common.batches import partitions_in_flight as batch_partitions_in_flight
 from imaging_assets.defs.common.runs import IN_FLIGHT, first_error
 from imaging_assets.defs.jump.images import recipes_code_version
 from imaging_assets.defs.jump.jobs import plate_batch_job, plate_job
@@ -95,8 +96,7 @@ def plate_histories(instance, limit: int = HISTORY_RUNS) -> dict[str, PlateHisto
 
 def partitions_in_flight(instance) -> set[str]:
     """Plates with a plate run in flight, or listed by a batch run in flight (queued ones too)."""
-    runs = instance.get_runs(filters=RunsFilter(job_name=plate_job.name, statuses=IN_FLIGHT))
-    keys = {run.tags.get("dagster/partition") for run in runs} - {None}
+    keys = batch_partitions_in_flight(instance, plate_job.name)
     batches = instance.get_runs(
         filters=RunsFilter(job_name=plate_batch_job.name, statuses=IN_FLIGHT)
     )

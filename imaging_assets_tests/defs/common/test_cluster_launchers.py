@@ -71,3 +71,25 @@ def test_k8s_children_of_an_ended_batch_run_are_failed_without_asking_the_cluste
         verdict = instance.run_launcher.check_run_worker_health(child)
         assert verdict.status == WorkerStatus.FAILED
         assert f"its batch run {batch.run_id} ended FAILURE" in verdict.msg
+
+
+def test_a_child_whose_batch_run_is_gone_is_failed_by_every_launcher():
+    """Without the batch-aware check the stock answer would be "no container" (Docker) or, for the
+    laptop's launcher, "cannot tell from here" (RUNNING): a dead child would stay STARTED."""
+    laptop = {"module": "imaging_assets.defs.common.run_launcher", "class": "LocalRunLauncher"}
+    for launcher in (DOCKER, laptop):
+        with instance_for_test(overrides={"run_launcher": launcher}) as instance:
+            orphan = create_run_for_test(
+                instance,
+                job_name="plate_job",
+                status=DagsterRunStatus.STARTED,
+                tags={BATCH_RUN_TAG: "no-such-batch-run", "dagster/partition": "source_1__A"},
+            )
+            verdict = instance.run_launcher.check_run_worker_health(orphan)
+            assert verdict.status == WorkerStatus.FAILED, launcher["class"]
+            assert "its batch run no-such-batch-run is gone" in verdict.msg
+
+            ended, child, _ = _runs(instance, DagsterRunStatus.CANCELED)
+            verdict = instance.run_launcher.check_run_worker_health(child)
+            assert verdict.status == WorkerStatus.FAILED, launcher["class"]
+            assert f"its batch run {ended.run_id} ended CANCELED" in verdict.msg
